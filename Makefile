@@ -1,0 +1,39 @@
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+BIN := $(VENV)/bin
+export CLAIMDESK_DATABASE_URL ?= sqlite:///./claimdesk.db
+
+.PHONY: run test lint typecheck bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/.installed $@
+
+run: $(BIN)/.installed
+	$(BIN)/claimdesk migrate
+	$(BIN)/claimdesk demo --once
+	$(BIN)/claimdesk serve --host 127.0.0.1 --port $(PORT)
+
+test: $(BIN)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy app
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed-dev
+	$(BIN)/mypy app
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

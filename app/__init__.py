@@ -1,0 +1,3 @@
+"""Claimdesk: a fact-verification workflow service."""
+
+__version__ = "0.1.0"

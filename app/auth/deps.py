@@ -1,0 +1,56 @@
+"""The CurrentPrincipal dependency and role requirements for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth import service as auth_service
+from app.auth.roles import Role
+from app.auth.service import Principal
+from app.db import get_database
+from app.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    database = get_database(request)
+    with database.read_session() as session:
+        found = auth_service.lookup_key(session, credentials.credentials)
+    if found is None:
+        raise Unauthorized("The API key is unknown, revoked or expired, or its user is inactive.")
+    principal = found.principal
+    if principal.api_key_id is not None and auth_service.should_touch(found.last_used_at):
+        with database.transaction() as session:
+            auth_service.touch_key(session, principal.api_key_id)
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(role: Role) -> object:
+    """A dependency admitting ``role`` and every role above it (401, then 403)."""
+
+    def _check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has(role):
+            raise Forbidden(f"This needs the {role.value} role or above; you are {principal.role.value}.")
+        return principal
+
+    return Depends(_check)
+
+
+Viewer = Annotated[Principal, require(Role.viewer)]
+Contributor = Annotated[Principal, require(Role.contributor)]
+Checker = Annotated[Principal, require(Role.checker)]
+Editor = Annotated[Principal, require(Role.editor)]
+Admin = Annotated[Principal, require(Role.admin)]

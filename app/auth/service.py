@@ -1,0 +1,266 @@
+"""Users and API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.auth import keys as key_tools
+from app.auth import passwords
+from app.auth.models import ApiKey, User
+from app.auth.roles import Role
+from app.clock import clock
+from app.errors import Conflict, NotFound, Unprocessable
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: int
+    role: Role
+    email: str
+    name: str
+    api_key_id: int | None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, api_key_id=self.api_key_id)
+
+    def has(self, role: Role) -> bool:
+        return self.role.admits(role)
+
+
+def _user_subject(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}.")
+    return user
+
+
+def create_user(
+    session: Session,
+    *,
+    actor: Actor,
+    email: str,
+    name: str,
+    role: Role,
+    password: str | None = None,
+) -> User:
+    email = email.strip().lower()
+    if session.execute(sa.select(col(User.id)).where(col(User.email) == email)).first():
+        raise Conflict(f"A user with email {email} already exists.")
+    now = clock.now()
+    user = User(
+        email=email,
+        name=name,
+        role=role.value,
+        active=True,
+        password_hash=passwords.hash_password(password) if password else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"A user with email {email} already exists.") from exc
+    assert user.id is not None
+    audit.record(
+        session,
+        type_="user.created",
+        actor=actor,
+        subject=_user_subject(user.id),
+        data={"email": email, "name": name, "role": role.value},
+        emit=False,
+    )
+    return user
+
+
+def _active_admin_ids(session: Session) -> list[int]:
+    rows = session.execute(
+        sa.select(col(User.id)).where(col(User.role) == Role.admin.value, col(User.active).is_(True))
+    )
+    return [uid for (uid,) in rows if uid is not None]
+
+
+def update_user(
+    session: Session,
+    *,
+    actor: Actor,
+    user_id: int,
+    name: str | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    user = session.get(User, user_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    if user is None:
+        raise NotFound(f"No user with id {user_id}.")
+    losing_admin = (
+        user.role == Role.admin.value
+        and user.active
+        and ((role is not None and role != Role.admin) or active is False)
+    )
+    if losing_admin and _active_admin_ids(session) == [user.id]:
+        raise Conflict("This is the last active admin: promote another admin first.")
+    changes: dict[str, list[object]] = {}
+    if name is not None and name != user.name:
+        changes["name"] = [user.name, name]
+        user.name = name
+    if role is not None and role.value != user.role:
+        changes["role"] = [user.role, role.value]
+        user.role = role.value
+    if active is not None and active != user.active:
+        changes["active"] = [user.active, active]
+        user.active = active
+    if password is not None:
+        changes["password"] = ["(set)", "(changed)"]
+        user.password_hash = passwords.hash_password(password)
+    if changes:
+        user.updated_at = clock.now()
+        session.flush()
+        audit.record(
+            session,
+            type_="user.updated",
+            actor=actor,
+            subject=_user_subject(user_id),
+            data={"changes": changes},
+            emit=False,
+        )
+    return user
+
+
+def list_users(session: Session, *, after_id: int | None, limit: int) -> list[User]:
+    stmt = sa.select(User).order_by(col(User.id)).limit(limit + 1)
+    if after_id is not None:
+        stmt = stmt.where(col(User.id) > after_id)
+    return list(session.execute(stmt).scalars())
+
+
+def create_api_key(
+    session: Session,
+    *,
+    actor: Actor,
+    user_id: int,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for the user; returns the row and the key itself (never stored)."""
+    user = get_user(session, user_id)
+    if expires_at is not None and expires_at <= clock.now():
+        raise Unprocessable("expires_at must be in the future.", errors=[{"loc": ["body", "expires_at"]}])
+    raw = key_tools.new_key()
+    row = ApiKey(
+        user_id=user_id,
+        name=name,
+        prefix=key_tools.display_prefix(raw),
+        key_hash=key_tools.hash_key(raw),
+        created_at=clock.now(),
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    assert user.id is not None
+    audit.record(
+        session,
+        type_="api_key.created",
+        actor=actor,
+        subject=_user_subject(user.id),
+        data={"api_key_id": row.id, "prefix": row.prefix, "name": name},
+        emit=False,
+    )
+    return row, raw
+
+
+def list_api_keys(session: Session, *, user_id: int, after_id: int | None, limit: int) -> list[ApiKey]:
+    get_user(session, user_id)
+    stmt = sa.select(ApiKey).where(col(ApiKey.user_id) == user_id).order_by(col(ApiKey.id)).limit(limit + 1)
+    if after_id is not None:
+        stmt = stmt.where(col(ApiKey.id) > after_id)
+    return list(session.execute(stmt).scalars())
+
+
+def revoke_api_key(session: Session, *, actor: Actor, key_id: int) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    if row.revoked_at is not None:
+        return row
+    if actor.user_id == row.user_id:
+        owner = get_user(session, row.user_id)
+        live = session.execute(
+            sa.select(sa.func.count())
+            .select_from(ApiKey)
+            .where(col(ApiKey.user_id) == row.user_id, col(ApiKey.revoked_at).is_(None))
+        ).scalar_one()
+        if owner.role == Role.admin.value and live <= 1:
+            raise Conflict("This is your last key: create another before revoking it.")
+    row.revoked_at = clock.now()
+    session.flush()
+    audit.record(
+        session,
+        type_="api_key.revoked",
+        actor=actor,
+        subject=_user_subject(row.user_id),
+        data={"api_key_id": row.id, "prefix": row.prefix},
+        emit=False,
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class KeyLookup:
+    principal: Principal
+    last_used_at: datetime | None
+
+
+def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
+    """The principal for a presented key, or None if it is unknown, revoked, expired or inactive."""
+    if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
+        return None
+    row = session.execute(
+        sa.select(
+            col(ApiKey.id),
+            col(ApiKey.expires_at),
+            col(ApiKey.revoked_at),
+            col(ApiKey.last_used_at),
+            col(User.id),
+            col(User.role),
+            col(User.email),
+            col(User.name),
+            col(User.active),
+        )
+        .join(User, col(User.id) == col(ApiKey.user_id))
+        .where(col(ApiKey.key_hash) == key_tools.hash_key(raw_key))
+    ).first()
+    if row is None:
+        return None
+    key_id, expires_at, revoked_at, last_used_at, user_id, role, email, name, active = row
+    now = clock.now()
+    if revoked_at is not None or not active or (expires_at is not None and expires_at <= now):
+        return None
+    assert user_id is not None
+    return KeyLookup(Principal(user_id, Role(role), email, name, key_id), last_used_at)
+
+
+def touch_key(session: Session, key_id: int) -> None:
+    """Record use, coalesced: callers do this at most once a minute per key."""
+    session.execute(sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=clock.now()))
+
+
+def should_touch(last_used_at: datetime | None) -> bool:
+    return last_used_at is None or clock.now() - last_used_at >= LAST_USED_RESOLUTION

@@ -1,0 +1,340 @@
+"""Claims routes: parse, authorise, call one service function, return the public shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from app import idempotency
+from app.auth.deps import Contributor, CurrentPrincipal, Viewer
+from app.auth.service import Principal
+from app.claims import service
+from app.claims.schemas import (
+    ActionBody,
+    BatchIn,
+    BatchOut,
+    BatchResult,
+    ClaimCreate,
+    ClaimList,
+    ClaimPublic,
+    ClaimUpdate,
+    EventList,
+    EventPublic,
+    Priority,
+    VerdictIn,
+)
+from app.claims.states import State
+from app.config import Settings
+from app.db import ReadSessionDep, WriteSessionDep
+from app.deps import IdempotencyKey, IfMatch, SettingsDep
+from app.errors import DomainError, Unprocessable
+from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+
+router = APIRouter(prefix="/api/v1", tags=["claims"])
+
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API key", **PROBLEM},
+    403: {"description": "The role does not admit this", **PROBLEM},
+    404: {"description": "Unknown claim", **PROBLEM},
+    422: {"description": "Invalid input; `errors` lists the fields", **PROBLEM},
+}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMMON_ERRORS,
+    409: {
+        "description": "Not allowed from this state (`allowed_actions`) or unmet precondition (`missing`)",
+        **PROBLEM,
+    },
+    412: {"description": "If-Match is stale", **PROBLEM},
+}
+
+
+def _one(session: Any, claim: Any, principal: Principal, settings: Settings) -> ClaimPublic:
+    return service.present(session, [claim], principal=principal, settings=settings)[0]
+
+
+def _etag(response: Response, claim: ClaimPublic) -> None:
+    response.headers["ETag"] = f'"{claim.version}"'
+
+
+@router.post(
+    "/claims",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClaimPublic,
+    summary="Submit a claim",
+    description="Creates a claim in state `submitted`. Send `Idempotency-Key` to make retries safe.",
+    responses={**COMMON_ERRORS, 409: {"description": "Same Idempotency-Key still running", **PROBLEM}},
+)
+def create_claim(
+    request: Request,
+    response: Response,
+    body: ClaimCreate,
+    principal: Contributor,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    fp = idempotency.fingerprint("POST /claims", body.model_dump(mode="json"))
+    replay = idempotency.check(session, api_key_id=principal.api_key_id, key=idempotency_key, fp=fp)
+    if replay is not None:
+        headers = {"Idempotent-Replayed": "true"}
+        if replay.location:
+            headers["Location"] = replay.location
+        if "version" in replay.body:
+            headers["ETag"] = f'"{replay.body["version"]}"'
+        return JSONResponse(replay.body, status_code=replay.status_code, headers=headers)
+    claim = service.create_claim(session, principal=principal, data=body, settings=settings)
+    out = _one(session, claim, principal, settings)
+    location = f"/api/v1/claims/{out.id}"
+    idempotency.remember(
+        session,
+        api_key_id=principal.api_key_id,
+        key=idempotency_key,
+        fp=fp,
+        status_code=201,
+        body=out.model_dump(mode="json"),
+        location=location,
+    )
+    response.headers["Location"] = location
+    _etag(response, out)
+    return out
+
+
+@router.post(
+    "/claims:batch",
+    response_model=BatchOut,
+    summary="Submit up to 1,000 claims at once",
+    description="Each item is checked and created on its own: one bad item does not stop the others.",
+    responses=COMMON_ERRORS,
+)
+def create_claims_batch(
+    body: BatchIn, principal: Contributor, session: WriteSessionDep, settings: SettingsDep
+) -> BatchOut:
+    results: list[BatchResult] = []
+    for index, raw in enumerate(body.items):
+        try:
+            data = ClaimCreate.model_validate(raw)
+        except ValidationError as exc:
+            problem = Unprocessable(
+                "The item is not a valid claim.", errors=_validation_errors(exc, index)
+            ).to_problem()
+            results.append(BatchResult(index=index, status=422, problem=problem))
+            continue
+        try:
+            with session.begin_nested():
+                claim = service.create_claim(session, principal=principal, data=data, settings=settings)
+        except DomainError as exc:
+            results.append(BatchResult(index=index, status=exc.status, problem=exc.to_problem()))
+            continue
+        results.append(BatchResult(index=index, status=201, claim=_one(session, claim, principal, settings)))
+    return BatchOut(results=results)
+
+
+def _validation_errors(exc: ValidationError, index: int) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", "items", index, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+@router.get(
+    "/claims",
+    response_model=ClaimList,
+    summary="List claims",
+    description="Newest first. Filters combine with AND. `q` is full-text search over text, claimant and context.",
+    responses={**COMMON_ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+)
+def list_claims(
+    request: Request,
+    response: Response,
+    principal: Viewer,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    state: Annotated[list[State] | None, Query(description="One or more states.")] = None,
+    assignee: Annotated[str | None, Query(description="A user id, or `me`.", max_length=20)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    priority: Priority | None = None,
+    claimant: Annotated[str | None, Query(max_length=300)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Full-text search.")] = None,
+    overdue: bool | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> ClaimList:
+    assignee_id: int | None = None
+    if assignee is not None:
+        if assignee == "me":
+            assignee_id = principal.user_id
+        elif assignee.isdigit():
+            assignee_id = int(assignee)
+        else:
+            raise Unprocessable(
+                "assignee is a user id or `me`.", errors=[{"loc": ["query", "assignee"], "msg": "invalid"}]
+            )
+    filters = service.ClaimFilters(
+        state=[s.value for s in state] if state else None,
+        assignee_id=assignee_id,
+        tag=tag,
+        priority=priority.value if priority else None,
+        claimant=claimant,
+        q=q.strip() or None if q else None,
+        overdue=overdue,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    before_id = int_position(cursor, "claims")
+    rows = service.list_claims(session, filters=filters, before_id=before_id, limit=limit)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("claims", rows[-1].id)
+    set_link_header(request, response, next_cursor)
+    return ClaimList(
+        items=service.present(session, rows, principal=principal, settings=settings), next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/claims/{claim_id}",
+    response_model=ClaimPublic,
+    summary="Read a claim",
+    description='Returns `ETag: "<version>"`; send it back in `If-Match` when you change the claim.',
+    responses=COMMON_ERRORS,
+)
+def get_claim(
+    claim_id: str, response: Response, principal: Viewer, session: ReadSessionDep, settings: SettingsDep
+) -> ClaimPublic:
+    claim = service.get_claim(session, service.parse_id(claim_id))
+    out = _one(session, claim, principal, settings)
+    _etag(response, out)
+    return out
+
+
+@router.patch(
+    "/claims/{claim_id}",
+    response_model=ClaimPublic,
+    summary="Edit a claim",
+    description=(
+        "Editors edit any claim; the assignee edits the claim they work; contributors edit their own "
+        "claims while submitted. Content is frozen once published or rejected (reopen or restore first)."
+    ),
+    responses=WRITE_ERRORS,
+)
+def update_claim(
+    claim_id: str,
+    body: ClaimUpdate,
+    response: Response,
+    principal: Contributor,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
+) -> ClaimPublic:
+    claim = service.update_claim(
+        session,
+        principal=principal,
+        claim_id=service.parse_id(claim_id),
+        data=body,
+        if_match=if_match,
+        settings=settings,
+    )
+    out = _one(session, claim, principal, settings)
+    _etag(response, out)
+    return out
+
+
+@router.post(
+    "/claims/{claim_id}/actions/{action}",
+    response_model=ClaimPublic,
+    summary="Move a claim through the workflow",
+    description=(
+        "Actions: queue, reject (reason), restore, start, release, submit, request_changes (comment), "
+        "approve, reopen (reason). A 409 names `allowed_actions` or what is `missing`. With a review "
+        "quorum above 1, approve records the approval and the claim stays in_review until the last one."
+    ),
+    responses=WRITE_ERRORS,
+)
+def act_on_claim(
+    claim_id: str,
+    action: str,
+    response: Response,
+    principal: CurrentPrincipal,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    body: Annotated[ActionBody | None, Body()] = None,
+    if_match: IfMatch = None,
+) -> ClaimPublic:
+    outcome = service.perform_action(
+        session,
+        principal=principal,
+        claim_id=service.parse_id(claim_id),
+        action_name=action,
+        reason=body.reason if body else None,
+        comment=body.comment if body else None,
+        if_match=if_match,
+        settings=settings,
+    )
+    out = _one(session, outcome.claim, principal, settings)
+    _etag(response, out)
+    return out
+
+
+@router.put(
+    "/claims/{claim_id}/verdict",
+    response_model=ClaimPublic,
+    summary="Set the claim's verdict",
+    description="By the assignee or an editor while in_progress. Cannot change while in_review (409).",
+    responses=WRITE_ERRORS,
+)
+def set_verdict(
+    claim_id: str,
+    body: VerdictIn,
+    response: Response,
+    principal: CurrentPrincipal,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
+) -> ClaimPublic:
+    claim = service.set_verdict(
+        session,
+        principal=principal,
+        claim_id=service.parse_id(claim_id),
+        data=body,
+        if_match=if_match,
+        settings=settings,
+    )
+    out = _one(session, claim, principal, settings)
+    _etag(response, out)
+    return out
+
+
+@router.get(
+    "/claims/{claim_id}/events",
+    response_model=EventList,
+    summary="The claim's audit timeline",
+    description="Oldest first. Every event carries its place in the claim's hash chain.",
+    responses={**COMMON_ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+)
+def list_events(
+    request: Request,
+    response: Response,
+    claim_id: str,
+    principal: Viewer,
+    session: ReadSessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> EventList:
+    after = int_position(cursor, "events")
+    rows = service.list_events(session, claim_id=service.parse_id(claim_id), after_id=after, limit=limit)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("events", rows[-1].id)
+    set_link_header(request, response, next_cursor)
+    return EventList(
+        items=[EventPublic.model_validate(e, from_attributes=True) for e in rows], next_cursor=next_cursor
+    )

@@ -1,0 +1,157 @@
+"""The `claimdesk` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+
+from app.config import get_settings
+from app.db import Database, make_database
+
+
+def _database() -> "Database":
+    return make_database(get_settings())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.migrate import upgrade
+
+    database = _database()
+    upgrade(database.write_engine)
+    database.dispose()
+    print("migrations at head")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    cmd_migrate(args)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from app.audit.service import Actor
+    from app.auth import service as auth_service
+    from app.auth.roles import Role
+
+    password = None
+    if args.password:
+        password = (
+            getpass.getpass("Password (10+ characters): ")
+            if sys.stdin.isatty()
+            else sys.stdin.readline().rstrip("\n")
+        )
+        if len(password) < 10:
+            print("error: the password needs at least 10 characters", file=sys.stderr)
+            return 2
+    database = _database()
+    try:
+        with database.transaction() as session:
+            user = auth_service.create_user(
+                session,
+                actor=Actor.system(),
+                email=args.email,
+                name=args.name,
+                role=Role(args.role),
+                password=password,
+            )
+            assert user.id is not None
+            _, key = auth_service.create_api_key(session, actor=Actor.system(), user_id=user.id, name="cli")
+    except Exception as exc:
+        from app.errors import DomainError
+
+        if isinstance(exc, DomainError):
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+        raise
+    finally:
+        database.dispose()
+    print(f"created {args.role} {args.email} (user id {user.id}); API key:")
+    print(key)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import load_demo
+
+    database = _database()
+    try:
+        load_demo(database, get_settings(), out=sys.stdout)
+    finally:
+        database.dispose()
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app.audit.service import verify_chains
+
+    database = _database()
+    try:
+        with database.read_session() as session:
+            checked, problems = verify_chains(session)
+    finally:
+        database.dispose()
+    for p in problems:
+        print(f"BROKEN {p.subject} seq {p.seq}: {p.problem}")
+    print(f"{checked} events checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claimdesk", description="Claimdesk fact-verification desk.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run migrations, then the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(func=cmd_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a user and print a new API key on the last line")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--role", required=True, choices=["admin", "editor", "checker", "contributor", "viewer"]
+    )
+    create.add_argument(
+        "--password", action="store_true", help="also set a password (read from the terminal or stdin)"
+    )
+    create.set_defaults(func=cmd_user_create)
+
+    demo = sub.add_parser("demo", help="load the demo desk (once) and print how to sign in")
+    demo.add_argument("--once", action="store_true", help="(the default) do nothing but mint a key if loaded")
+    demo.set_defaults(func=cmd_demo)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="check every hash chain; exit 1 if broken").set_defaults(
+        func=cmd_audit_verify
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""The application factory: routers, problem+json handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__
+from app.auth.router import router as auth_router
+from app.claims.router import router as claims_router
+from app.config import Settings, get_settings
+from app.db import Database, make_database
+from app.errors import PROBLEM_BASE, DomainError
+from app.evidence.router import router as evidence_router
+from app.migrate import current_revision, head_revision
+from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, configure_logging
+
+log = logging.getLogger("claimdesk")
+
+PROBLEM_TYPE = "application/problem+json"
+
+DESCRIPTION = """
+Claimdesk tracks each claim a verification desk checks, from intake to a published verdict.
+
+* **Workflow** (where a claim is): submitted → queued → in_progress → in_review → published, or
+  rejected. **Verdict** (what the desk concluded) is separate.
+* **Auth**: `Authorization: Bearer cdk_...`. Roles: viewer < contributor < checker < editor < admin.
+* **Errors** are RFC 9457 `application/problem+json`.
+* **Concurrency**: reads return `ETag`; send `If-Match` on changes to get 412 instead of a lost update.
+* **Retries**: `Idempotency-Key` on creating POSTs.
+"""
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        return JSONResponse(
+            exc.to_problem(instance=request.url.path),
+            status_code=exc.status,
+            media_type=PROBLEM_TYPE,
+            headers=exc.headers or None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+            for err in exc.errors()
+        ]
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or e["loc"][0] for e in errors[:5])
+        return problem(
+            422,
+            f"The request is not valid: {fields}." if fields else "The request is not valid.",
+            slug="validation-error",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            detail = f"No route {request.url.path}."
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        else:
+            detail = str(exc.detail)
+        return problem(exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "Something went wrong on our side; the request id helps us find it.",
+            slug="internal-error",
+            instance=request.url.path,
+        )
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    database = database or make_database(settings)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if app.state.owns_database:
+            database.dispose()
+
+    app = FastAPI(
+        title="Claimdesk",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={500: {"description": "Unexpected error", "content": {PROBLEM_TYPE: {}}}},
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.metrics = metrics
+    app.state.owns_database = True
+    app.state.head_revision = head_revision()
+
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+
+    app.include_router(claims_router)
+    app.include_router(evidence_router)
+    app.include_router(auth_router)
+    _install_operations(app)
+    return app
+
+
+def _install_operations(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="The database answers and its schema is at the migrations' head",
+        responses={503: {"description": "Not ready", "content": {PROBLEM_TYPE: {}}}},
+    )
+    def readyz(request: Request) -> Any:
+        database: Database = request.app.state.database
+        try:
+            current = current_revision(database.read_engine)
+        except Exception as exc:  # any driver error means "not ready"
+            return problem(503, f"The database is not reachable: {type(exc).__name__}.", slug="not-ready")
+        head = request.app.state.head_revision
+        if current != head:
+            return problem(
+                503,
+                f"Migrations are at {current}, head is {head}: run `claimdesk migrate`.",
+                slug="not-ready",
+            )
+        return {"status": "ready", "database": database.dialect, "revision": current}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def metrics_endpoint(request: Request) -> Response:
+        registry = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,26 @@
+"""Every table, imported in one place so Alembic's autogenerate sees the whole schema."""
+
+from sqlmodel import SQLModel
+
+from app.audit.models import AuditEvent, IdempotencyRecord, OutboxEvent
+from app.auth.models import ApiKey, User
+from app.claims.models import Claim, ClaimApproval, ClaimCorrection, ClaimReviewer, ClaimTag, Comment
+from app.evidence.models import Evidence
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Claim",
+    "ClaimApproval",
+    "ClaimCorrection",
+    "ClaimReviewer",
+    "ClaimTag",
+    "Comment",
+    "Evidence",
+    "IdempotencyRecord",
+    "OutboxEvent",
+    "User",
+    "metadata",
+]

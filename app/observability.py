@@ -1,0 +1,213 @@
+"""Request ids, access logs, Prometheus metrics and security headers, as one ASGI middleware
+(one layer instead of four keeps the per-request overhead small)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.context import request_id_var
+
+log = logging.getLogger("claimdesk.access")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "claimdesk_http_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "claimdesk_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "claimdesk_http_requests_in_flight", "Requests being served.", registry=self.registry
+        )
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _SAFE_ID.match(incoming) else secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = [500]
+        raw_id = request_id.encode()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", raw_id))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(template, method, str(status_holder[0])).inc()
+            self.metrics.latency.labels(template, method).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %s %.1fms",
+                    method,
+                    template,
+                    status_holder[0],
+                    elapsed * 1000,
+                )
+            request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return str(value.decode("latin-1"))
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", *, as_json: bool = False) -> None:
+    root = logging.getLogger()
+    if any(getattr(h, "_claimdesk", False) for h in root.handlers):
+        root.setLevel(level.upper())
+        return
+    handler = logging.StreamHandler()
+    handler._claimdesk = True  # type: ignore[attr-defined]
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+class BodyLimitMiddleware:
+    """Refuses JSON (and form) bodies over the limit with 413, counting bytes as they arrive so a
+    missing or false Content-Length does not get past it. Multipart uploads have their own limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        ctype = (_header(scope, b"content-type") or "").lower()
+        if ctype.startswith("multipart/"):
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length and length.isdigit() and int(length) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+        limit = self.max_bytes
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except _BodyTooLarge:
+            # Only reached when the app let it escape before starting a response.
+            await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException so that FastAPI's body reader lets it through to the problem handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is over the {limit}-byte limit for JSON.")
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "type": "https://claimdesk.dev/problems/payload-too-large",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"The request body is over the {limit}-byte limit for JSON.",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
