@@ -1,0 +1,262 @@
+"""Loopback-only fixtures for the webhook tests: a scripted HTTP(S) receiver and a resetting socket."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import ipaddress
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import Settings
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """Settings built only from keyword arguments (no .env file; env vars could still leak in, so every
+    webhook field a test depends on is passed explicitly)."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "webhook_allowed_cidrs": [],
+            "webhook_allow_http": False,
+            "webhook_timeout": 2.0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    port: int
+    scheme: str
+    seen: list[Seen] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    sni_names: list[str | None] = field(default_factory=list)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def paths(self) -> list[str]:
+        return [s.path for s in self.seen]
+
+
+def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            # Always drain the request body first: closing with unread data would turn a normal answer
+            # into a TCP reset on the client side.
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            receiver.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            route = self.path.split("?", 1)[0]
+            if route == "/ok":
+                self._reply(200, b"thanks")
+            elif route == "/accepted":
+                self._reply(202)
+            elif route == "/fail":
+                self._reply(500, b"boom \xff bytes")
+            elif route == "/busy":
+                self._reply(503, b"later", {"Retry-After": "7"})
+            elif route == "/busy-date":
+                when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
+                self._reply(503, b"", {"Retry-After": email.utils.format_datetime(when, usegmt=True)})
+            elif route == "/slow-down":
+                self._reply(429, b"too many", {"Retry-After": "30"})
+            elif route == "/gone":
+                self._reply(410, b"unsubscribed")
+            elif route == "/redirect":
+                self._reply(302, b"", {"Location": receiver.url("/target")})
+            elif route == "/target":
+                self._reply(200, b"should never be reached")
+            elif route == "/hang":
+                receiver.release.wait(5)
+                self._reply(200, b"too late")
+            elif route == "/drip":
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.flush()
+                while not receiver.release.wait(0.05):
+                    try:
+                        self.wfile.write(b".")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+            elif route == "/big":
+                self._reply(200, b"a" * 2000 + b"b" * (1024 * 1024))
+            else:
+                self._reply(404, b"no such route")
+
+    return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up early (timeouts, capped reads, refused certificates) are the point of
+        # several tests; anything else is still worth seeing.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (OSError, ssl.SSLError)):
+            super().handle_error(request, client_address)
+
+
+def _serve(receiver: Receiver, context: ssl.SSLContext | None) -> Iterator[Receiver]:
+    server = _QuietServer(("127.0.0.1", 0), _handler_for(receiver))
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A plain-HTTP receiver on 127.0.0.1 with scripted routes."""
+    yield from _serve(Receiver(port=0, scheme="http"), None)
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(name), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / f"{name}.pem", tmp / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class TlsReceiver:
+    receiver: Receiver
+    ca_file: Path
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[TlsReceiver]:
+    """An HTTPS receiver on 127.0.0.1 whose certificate names ``hooks.test``; records the SNI it sees."""
+    cert, key = _self_signed(tmp_path, "hooks.test")
+    receiver = Receiver(port=0, scheme="https")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember_sni(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
+        receiver.sni_names.append(name)
+
+    context.sni_callback = remember_sni
+    for served in _serve(receiver, context):
+        yield TlsReceiver(served, cert)
+
+
+@dataclass
+class ResetServer:
+    port: int
+    accepted: int = 0
+
+
+@pytest.fixture
+def reset_server() -> Iterator[ResetServer]:
+    """Accepts, reads a little, then aborts the connection with a TCP RST (SO_LINGER 0)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    state = ResetServer(port=listener.getsockname()[1])
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            state.accepted += 1
+            conn.settimeout(1)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+            time.sleep(0.05)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
