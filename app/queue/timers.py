@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -32,7 +33,7 @@ class TimerResult:
     rechecks_due: int = 0
 
 
-def _due_ids(database: Database, stmt: sa.Select[tuple[int | None]]) -> list[int]:
+def _due_ids(database: Database, stmt: sa.Select[Any]) -> list[int]:
     with database.read_session() as session:
         return [cid for (cid,) in session.execute(stmt) if cid is not None]
 
