@@ -23,6 +23,8 @@ from app.errors import PROBLEM_BASE, DomainError
 from app.evidence.router import router as evidence_router
 from app.migrate import current_revision, head_revision
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, configure_logging
+from app.queue.router import router as queue_router
+from app.review.router import router as review_router
 
 log = logging.getLogger("claimdesk")
 
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     app.include_router(claims_router)
+    app.include_router(queue_router)
+    app.include_router(review_router)
     app.include_router(evidence_router)
     app.include_router(auth_router)
     _install_operations(app)

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.models import AuditEvent
@@ -457,6 +457,7 @@ def _carry_out(
     comment: str | None,
     settings: Settings,
     at: datetime | None = None,
+    assignee_id: int | None = None,
 ) -> ActionOutcome:
     now = at or clock.now()
     actor = principal.actor if principal else audit.Actor.system()
@@ -509,6 +510,7 @@ def _carry_out(
         now=now,
         principal=principal,
         approvals=[],
+        assignee_id=assignee_id,
     )
 
 
@@ -524,6 +526,7 @@ def _transition(
     now: datetime,
     principal: Principal | None,
     approvals: list[ClaimApproval],
+    assignee_id: int | None = None,
 ) -> ActionOutcome:
     assert claim.id is not None
     previous_assignee = claim.assignee_id
@@ -630,6 +633,23 @@ def _published_snapshot(
         "approved_by": [a.editor_id for a in approvals],
         "published_at": now.isoformat(),
     }
+
+
+def start_for(
+    session: Session, *, claim: Claim, principal: Principal, assignee_id: int, settings: Settings
+) -> ActionOutcome:
+    """An editor starting a queued claim on someone's behalf (assignment or queue/next)."""
+    states.check_allowed(State(claim.state), Action.start)
+    return _carry_out(
+        session,
+        claim,
+        Action.start,
+        principal=principal,
+        reason=None,
+        comment=None,
+        settings=settings,
+        assignee_id=assignee_id,
+    )
 
 
 def system_action(
