@@ -1,0 +1,307 @@
+"""ingest_upload over real HTTP: uvicorn on loopback, httpx and raw sockets as clients."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from app.evidence.storage import BlobStore, LocalBlobStore, S3BlobStore
+
+from . import samples, site
+from .helpers import is_clean, leftovers
+
+MiB = 1024 * 1024
+BOUNDARY = "claimdesk-test-boundary-4f1c2d"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+Served = Callable[[BlobStore], str]
+
+
+def part(name: str, value: bytes, filename: str | None = None, content_type: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    head = f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+    if content_type:
+        head += f"Content-Type: {content_type}\r\n"
+    return head.encode() + b"\r\n" + value + b"\r\n"
+
+
+def form(data: bytes | None, filename: str = "evidence.bin", fields: dict[str, str] | None = None) -> bytes:
+    body = b"".join(part(k, v.encode()) for k, v in (fields or {}).items())
+    if data is not None:
+        # The client's declared type is deliberately wrong: only the bytes count.
+        body += part("file", data, filename, "application/x-lies")
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def post(base: str, body: bytes, *, max_bytes: int | None = None, content_type: str = MULTIPART) -> httpx.Response:
+    params = {"max": str(max_bytes)} if max_bytes else None
+    return httpx.post(f"{base}/upload", content=body, headers={"Content-Type": content_type}, params=params)
+
+
+def stored(store: BlobStore) -> list[str]:
+    return list(store.iter_hashes())
+
+
+def assert_nothing_kept(store: BlobStore) -> None:
+    assert stored(store) == []
+    assert is_clean(store), leftovers(store)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_upload_png_with_fields(store: BlobStore, served: Served) -> None:
+    base = served(store)
+    data = samples.png(32, 32)
+    fields = {"stance": "supports", "dimension": "source", "visibility": "internal", "note": "Zitat: „ok“ ✓"}
+    response = post(base, form(data, "Screenshot 2024.png", fields))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "media_type": "image/png",
+        "filename": "Screenshot 2024.png",
+        "fields": fields,
+    }
+    assert b"".join(store.read_all(body["sha256"])) == data
+    assert is_clean(store)
+
+
+@pytest.mark.parametrize(
+    ("make", "filename", "media_type"),
+    [
+        (samples.jpeg, "a.jpg", "image/jpeg"),
+        (samples.mp4, "clip.mp4", "video/mp4"),
+        (samples.pdf, "report.pdf", "application/pdf"),
+        (samples.text, "notes.txt", "text/plain"),
+        (samples.wacz, "crawl.wacz", "application/wacz"),
+    ],
+)
+def test_media_type_comes_from_bytes(
+    local_store: LocalBlobStore, served: Served, make: Callable[[], bytes], filename: str, media_type: str
+) -> None:
+    base = served(local_store)
+    response = post(base, form(make(), filename))
+    assert response.status_code == 200, response.text
+    assert response.json()["media_type"] == media_type
+
+
+def test_large_chunked_upload_streams(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    data = samples.png() + os.urandom(6 * MiB)
+    body = form(data, "big.png", {"note": "n"})
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        for offset in range(0, len(body), 100_000):
+            yield body[offset : offset + 100_000]
+
+    response = httpx.post(f"{base}/upload", content=chunks(), headers={"Content-Type": MULTIPART})
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert response.json()["fields"] == {"note": "n"}
+    assert is_clean(local_store)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\x\\evil.png", "evil.png"),
+        ("..\\..\\windows\\system32\\x.png", "x.png"),
+        ("/abs/path/\u202egnp.exe", "gnp.exe"),
+        ("..", "upload"),
+    ],
+)
+def test_filename_path_tricks(local_store: LocalBlobStore, served: Served, raw: str, expected: str) -> None:
+    base = served(local_store)
+    response = post(base, form(samples.png(), raw))
+    assert response.status_code == 200, response.text
+    assert response.json()["filename"] == expected
+
+
+def test_missing_filename_falls_back(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    body = part("file", samples.pdf()) + f"--{BOUNDARY}--\r\n".encode()
+    response = post(base, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["filename"] == "upload"
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "detected"),
+    [
+        (samples.elf(), "tool.png", "ELF"),
+        (samples.plain_zip(), "bundle.zip", "application/zip"),
+        (samples.svg(), "logo.svg", "svg"),
+    ],
+)
+def test_415_for_disallowed_bytes(store: BlobStore, served: Served, data: bytes, filename: str, detected: str) -> None:
+    base = served(store)
+    response = post(base, form(data, filename))
+    assert response.status_code == 415
+    assert detected.lower() in response.json()["detected"].lower()
+    assert_nothing_kept(store)
+
+
+def test_415_when_text_turns_binary_late(local_store: LocalBlobStore, served: Served) -> None:
+    # Sniffed as text/plain from the head, written to disk past 1 MiB, then a NUL arrives: aborted.
+    base = served(local_store)
+    data = b"line of text\n" * (200_000) + b"\x00binary"
+    response = post(base, form(data, "log.txt"))
+    assert response.status_code == 415
+    assert "NUL" in response.json()["detail"]
+    assert_nothing_kept(local_store)
+
+
+def test_415_not_multipart(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    response = post(base, b'{"file": "x"}', content_type="application/json")
+    assert response.status_code == 415
+    assert response.json()["detected"] == "application/json"
+
+
+def test_422_empty_file(store: BlobStore, served: Served) -> None:
+    base = served(store)
+    response = post(base, form(b"", "empty.png"))
+    assert response.status_code == 422
+    assert "empty" in response.json()["detail"]
+    assert_nothing_kept(store)
+
+
+def test_422_missing_file_part(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    response = post(base, form(None, fields={"stance": "refutes"}))
+    assert response.status_code == 422
+    assert response.json()["missing"] == ["file"]
+
+
+def test_422_missing_boundary_and_truncated_body(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    assert post(base, b"x", content_type="multipart/form-data").status_code == 422
+    truncated = form(samples.png(), "a.png")[: -len(f"--{BOUNDARY}--\r\n") - 2]
+    response = post(base, truncated)
+    assert response.status_code == 422
+    assert "closing boundary" in response.json()["detail"]
+    assert_nothing_kept(local_store)
+
+
+def test_422_two_file_parts(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    body = part("file", samples.png(), "a.png") + part("file", samples.png(), "b.png")
+    response = post(base, body + f"--{BOUNDARY}--\r\n".encode())
+    assert response.status_code == 422
+    assert_nothing_kept(local_store)
+
+
+def test_413_oversized_text_field(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    response = post(base, form(samples.png(), "a.png", {"note": "x" * (64 * 1024 + 1)}))
+    assert response.status_code == 413
+    assert "note" in response.json()["detail"]
+    assert_nothing_kept(local_store)
+
+
+def test_413_file_over_limit(store: BlobStore, served: Served) -> None:
+    base = served(store)
+    data = samples.pdf() + b"0" * 5000
+    assert post(base, form(data, "a.pdf"), max_bytes=len(data)).status_code == 200
+    too_big = post(base, form(data + b"!", "b.pdf"), max_bytes=len(data))
+    assert too_big.status_code == 413
+    assert too_big.headers["connection"] == "close"
+    assert stored(store) == [hashlib.sha256(data).hexdigest()]
+    assert is_clean(store)
+
+
+def test_413_size_checked_before_type(local_store: LocalBlobStore, served: Served) -> None:
+    base = served(local_store)
+    response = post(base, form(samples.elf(), "x.bin"), max_bytes=10)
+    assert response.status_code == 413
+
+
+# --------------------------------------------------------------------------------------------------
+# Raw sockets: early answers and clients that vanish.
+
+
+def request_head(port: int, path: str, extra: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {MULTIPART}\r\n{extra}\r\n").encode()
+
+
+def read_status(sock: socket.socket) -> int:
+    sock.settimeout(10)
+    received = b""
+    while b"\r\n" not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return int(received.split(b" ", 2)[1])
+
+
+def test_413_from_content_length_without_reading(local_store: LocalBlobStore, served: Served) -> None:
+    served(local_store)
+    port = int(httpx.URL(served(local_store)).port or 0)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        # Announce 50 MiB against a 1 MiB limit and send none of it: the answer comes anyway.
+        sock.sendall(request_head(port, f"/upload?max={MiB}", f"Content-Length: {50 * MiB}\r\n"))
+        assert read_status(sock) == 413
+    assert site.STATE.events == [("error", 413)]
+    assert_nothing_kept(local_store)
+
+
+def chunk_encode(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_413_as_soon_as_the_file_passes_the_limit(store: BlobStore, served: Served) -> None:
+    base = served(store)
+    port = int(httpx.URL(base).port or 0)
+    limit = 9 * MiB  # past one S3 part, so the S3 writer has a multipart upload open by then
+    opening = (
+        part("note", b"hi")
+        + (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n%PDF-1.7\n'
+        ).encode()
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request_head(port, f"/upload?max={limit}", "Transfer-Encoding: chunked\r\n"))
+        sock.sendall(chunk_encode(opening))
+        filler = b"0" * (256 * 1024)
+        sent = 0
+        while sent <= limit + len(filler):  # a little past the limit, then stop sending
+            sock.sendall(chunk_encode(filler))
+            sent += len(filler)
+        # The rest of the body never comes; the 413 must arrive regardless.
+        assert read_status(sock) == 413
+    assert site.STATE.done.wait(10)
+    assert site.STATE.events == [("error", 413)]
+    assert_nothing_kept(store)
+
+
+def test_client_disconnect_half_way(store: BlobStore, served: Served) -> None:
+    base = served(store)
+    port = int(httpx.URL(base).port or 0)
+    data = samples.mp4(os.urandom(20 * MiB))
+    body = form(data, "clip.mp4")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request_head(port, f"/upload?max={64 * MiB}", f"Content-Length: {len(body)}\r\n"))
+        sock.sendall(body[: 12 * MiB])  # 12 of 20 MiB: temp file / open multipart upload exist now
+        deadline = time.monotonic() + 10
+        while not (leftovers(store).get("tmp") or leftovers(store).get("uploads")):
+            assert not site.STATE.done.is_set(), site.STATE.events
+            assert time.monotonic() < deadline, "upload never reached the store"
+            time.sleep(0.02)
+    # Socket closed mid-body.
+    assert site.STATE.done.wait(10)
+    assert site.STATE.events == [("disconnect",)]
+    assert_nothing_kept(store)
+    if isinstance(store, S3BlobStore):
+        assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
