@@ -11,7 +11,7 @@ from app.config import get_settings
 from app.db import Database, make_database
 
 
-def _database() -> "Database":
+def _database() -> Database:
     return make_database(get_settings())
 
 
@@ -50,9 +50,7 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     password = None
     if args.password:
         password = (
-            getpass.getpass("Password (10+ characters): ")
-            if sys.stdin.isatty()
-            else sys.stdin.readline().rstrip("\n")
+            getpass.getpass("Password (10+ characters): ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
         )
         if len(password) < 10:
             print("error: the password needs at least 10 characters", file=sys.stderr)
@@ -110,6 +108,31 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    from app.evidence.storage import make_blob_store
+    from app.evidence.verify import verify_store
+
+    settings = get_settings()
+    database = _database()
+    try:
+        report = verify_store(database, make_blob_store(settings))
+    finally:
+        database.dispose()
+    for sha in report.missing:
+        print(f"MISSING   {sha}")
+    for sha in report.corrupted:
+        print(f"CORRUPTED {sha}")
+    for sha in report.purged_leftovers_removed:
+        print(f"removed bytes of purged evidence {sha}")
+    if report.unreferenced:
+        print(f"{len(report.unreferenced)} stored files belong to no evidence (an upload interrupted before its row)")
+    print(
+        f"{report.checked} files checked ({report.bytes_read} bytes), {len(report.missing)} missing, "
+        f"{len(report.corrupted)} corrupted"
+    )
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claimdesk", description="Claimdesk fact-verification desk.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,23 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="create a user and print a new API key on the last line")
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
-    create.add_argument(
-        "--role", required=True, choices=["admin", "editor", "checker", "contributor", "viewer"]
-    )
-    create.add_argument(
-        "--password", action="store_true", help="also set a password (read from the terminal or stdin)"
-    )
+    create.add_argument("--role", required=True, choices=["admin", "editor", "checker", "contributor", "viewer"])
+    create.add_argument("--password", action="store_true", help="also set a password (read from the terminal or stdin)")
     create.set_defaults(func=cmd_user_create)
 
     demo = sub.add_parser("demo", help="load the demo desk (once) and print how to sign in")
     demo.add_argument("--once", action="store_true", help="(the default) do nothing but mint a key if loaded")
     demo.set_defaults(func=cmd_demo)
 
-    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
-        dest="audit_command", required=True
-    )
-    audit.add_parser("verify", help="check every hash chain; exit 1 if broken").set_defaults(
-        func=cmd_audit_verify
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check every hash chain; exit 1 if broken").set_defaults(func=cmd_audit_verify)
+    evidence = sub.add_parser("evidence", help="evidence files").add_subparsers(dest="evidence_command", required=True)
+    evidence.add_parser("verify", help="re-hash every stored file; exit 1 if any is missing or corrupted").set_defaults(
+        func=cmd_evidence_verify
     )
     return parser
 

@@ -21,6 +21,7 @@ from app.config import Settings, get_settings
 from app.db import Database, make_database
 from app.errors import PROBLEM_BASE, DomainError
 from app.evidence.router import router as evidence_router
+from app.evidence.storage import make_blob_store
 from app.migrate import current_revision, head_revision
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, configure_logging
 from app.queue.router import router as queue_router
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics = metrics
     app.state.owns_database = True
     app.state.head_revision = head_revision()
+    app.state.blob_store = make_blob_store(settings)
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes)

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from app import idempotency
 from app.auth.deps import CurrentPrincipal, Viewer
+from app.auth.service import Principal
+from app.claims import service as claims_service
+from app.claims.schemas import Dimension
 from app.claims.service import parse_id
-from app.db import ReadSessionDep, WriteSessionDep
+from app.config import Settings
+from app.db import Database, ReadSessionDep, WriteSessionDep, get_database
 from app.deps import IdempotencyKey, SettingsDep
+from app.errors import Gone, NotFound, Unprocessable, UnsupportedMediaType
 from app.evidence import service
-from app.evidence.schemas import EvidenceIn, EvidenceList, EvidencePublic, ReasonIn
+from app.evidence.download import blob_response
+from app.evidence.models import Evidence
+from app.evidence.schemas import EvidenceIn, EvidenceList, EvidencePublic, ReasonIn, Stance, Visibility
+from app.evidence.service import StoredFile
+from app.evidence.storage import BlobNotFound
+from app.evidence.upload import ingest_upload
 from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+
+log = logging.getLogger("claimdesk.evidence")
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
@@ -28,49 +45,144 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/EvidenceIn"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "stance": {"type": "string", "enum": [s.value for s in Stance]},
+                        "dimension": {"type": "string", "enum": [d.value for d in Dimension]},
+                        "visibility": {"type": "string", "enum": [v.value for v in Visibility]},
+                        "note": {"type": "string", "maxLength": 20000},
+                    },
+                }
+            },
+        },
+    }
+}
+FORM_FIELDS = ("stance", "dimension", "visibility", "note")
+
+
 @router.post(
     "/claims/{claim_id}/evidence",
     status_code=status.HTTP_201_CREATED,
     response_model=EvidencePublic,
     summary="Add evidence to a claim",
     description=(
-        "JSON for links and notes. Checkers and above add evidence while a claim is being worked; a "
-        "contributor may add to a claim they submitted while it is still submitted."
+        "A file as multipart/form-data (the part `file`, with optional stance, dimension, visibility and "
+        "note fields), or a link or note as JSON. Files are streamed to storage while hashed (SHA-256); "
+        "the media type is sniffed from the bytes. Over the upload limit: 413 (checked before type); a "
+        "type not on the allow-list: 415; empty: 422. Checkers and above add evidence while a claim is "
+        "being worked; a contributor may add to a claim they submitted while it is still submitted."
     ),
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        413: {"description": "Over the upload or JSON size limit", **PROBLEM},
+        415: {"description": "Not multipart or JSON, or a file type not allowed", **PROBLEM},
+    },
+    openapi_extra=UPLOAD_OPENAPI,
 )
-def add_evidence(
+async def add_evidence(
+    request: Request,
     claim_id: str,
-    body: EvidenceIn,
-    response: Response,
     principal: CurrentPrincipal,
-    session: WriteSessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    database = get_database(request)
     cid = parse_id(claim_id)
-    fp = idempotency.fingerprint(f"POST /claims/{cid}/evidence", body.model_dump(mode="json"))
-    replay = idempotency.check(session, api_key_id=principal.api_key_id, key=idempotency_key, fp=fp)
-    if replay is not None:
-        headers = {
-            "Idempotent-Replayed": "true",
-            **({"Location": replay.location} if replay.location else {}),
-        }
-        return JSONResponse(replay.body, status_code=replay.status_code, headers=headers)
-    row = service.add_evidence(session, principal=principal, claim_id=cid, data=body, settings=settings)
-    out = service.present(row)
-    location = f"/api/v1/evidence/{out.id}"
-    idempotency.remember(
-        session,
-        api_key_id=principal.api_key_id,
-        key=idempotency_key,
-        fp=fp,
-        status_code=201,
-        body=out.model_dump(mode="json"),
-        location=location,
+    ctype = request.headers.get("content-type", "").lower()
+    # Role, existence, state and object rule first, before reading a byte of the body.
+    await run_in_threadpool(_precheck, database, principal, cid)
+    stored: StoredFile | None = None
+    if ctype.startswith("multipart/"):
+        try:
+            upload = await ingest_upload(request, request.app.state.blob_store, max_bytes=settings.max_upload_bytes)
+        except ClientDisconnect:
+            # The writer was aborted; nothing was stored. Nobody is listening for an answer.
+            log.info("upload to claim %s abandoned by the client", cid)
+            return Response(status_code=499)
+        data = _form_to_input(upload.fields)
+        stored = StoredFile(upload.blob.sha256, upload.blob.size, upload.media_type, upload.filename)
+        fp_body: Any = {"file": stored.sha256, "name": stored.filename, **upload.fields}
+    elif ctype.startswith("application/json") or not ctype:
+        raw = await request.body()
+        try:
+            data = EvidenceIn.model_validate_json(raw or b"null")
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from exc
+        fp_body = data.model_dump(mode="json")
+    else:
+        raise UnsupportedMediaType(
+            "Send a file as multipart/form-data, or a link or note as application/json.",
+            accepted=["multipart/form-data", "application/json"],
+        )
+    status_code, body, headers = await run_in_threadpool(
+        _store_row, database, principal, cid, data, stored, settings, idempotency_key, fp_body
     )
-    response.headers["Location"] = location
-    return out
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _precheck(database: Database, principal: Principal, claim_id: int) -> None:
+    service.check_role_to_add(principal)
+    with database.read_session() as session:
+        service.check_may_add(claims_service.get_claim(session, claim_id), principal)
+
+
+def _form_to_input(fields: dict[str, str]) -> EvidenceIn:
+    unknown = sorted(set(fields) - set(FORM_FIELDS))
+    if unknown:
+        raise Unprocessable(
+            f"Unknown form fields: {', '.join(unknown)}.",
+            errors=[{"loc": ["body", name], "msg": "extra fields not permitted"} for name in unknown],
+        )
+    try:
+        return EvidenceIn.model_validate({"kind": "note", **{k: v for k, v in fields.items() if v != ""}})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
+def _store_row(
+    database: Database,
+    principal: Principal,
+    claim_id: int,
+    data: EvidenceIn,
+    stored: StoredFile | None,
+    settings: Settings,
+    idempotency_key: str | None,
+    fp_body: Any,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    fp = idempotency.fingerprint(f"POST /claims/{claim_id}/evidence", fp_body)
+    with database.transaction() as session:
+        replay = idempotency.check(session, api_key_id=principal.api_key_id, key=idempotency_key, fp=fp)
+        if replay is not None:
+            headers = {"Idempotent-Replayed": "true", **({"Location": replay.location} if replay.location else {})}
+            return replay.status_code, replay.body, headers
+        row = service.add_evidence(
+            session, principal=principal, claim_id=claim_id, data=data, settings=settings, stored=stored
+        )
+        body = service.present(row).model_dump(mode="json")
+        location = f"/api/v1/evidence/{row.id}"
+        idempotency.remember(
+            session,
+            api_key_id=principal.api_key_id,
+            key=idempotency_key,
+            fp=fp,
+            status_code=201,
+            body=body,
+            location=location,
+        )
+    return 201, body, {"Location": location}
 
 
 @router.get(
@@ -100,9 +212,7 @@ def list_evidence(
     return EvidenceList(items=[service.present(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get(
-    "/evidence/{evidence_id}", response_model=EvidencePublic, summary="Read one item", responses=ERRORS
-)
+@router.get("/evidence/{evidence_id}", response_model=EvidencePublic, summary="Read one item", responses=ERRORS)
 def get_evidence(evidence_id: str, principal: Viewer, session: ReadSessionDep) -> EvidencePublic:
     return service.present(service.get_evidence(session, parse_id(evidence_id, "evidence")))
 
@@ -121,3 +231,78 @@ def retract_evidence(
         session, principal=principal, evidence_id=parse_id(evidence_id, "evidence"), reason=body.reason
     )
     return service.present(row)
+
+
+@router.api_route(
+    "/evidence/{evidence_id}/content",
+    methods=["GET", "HEAD"],
+    summary="Download the file",
+    description=(
+        "The stored bytes, streamed, with `ETag` (the SHA-256), `Content-Disposition: attachment` and "
+        "Range support (206, 416) so video can seek. A purged item is 410."
+    ),
+    responses={
+        **ERRORS,
+        200: {"description": "The file", "content": {"application/octet-stream": {}}},
+        206: {"description": "Part of the file", "content": {"application/octet-stream": {}}},
+        304: {"description": "Not modified (If-None-Match)"},
+        410: {"description": "Purged", **PROBLEM},
+        416: {"description": "Range not satisfiable", **PROBLEM},
+    },
+    response_class=Response,
+)
+async def download_evidence(request: Request, evidence_id: str, principal: Viewer) -> Response:
+    database = get_database(request)
+    row = await run_in_threadpool(_load, database, parse_id(evidence_id, "evidence"))
+    if row.purged_at is not None:
+        raise Gone(
+            "This evidence was purged; only its tombstone remains.",
+            sha256=row.sha256,
+            size=row.size,
+            purged_at=row.purged_at.isoformat(),
+            purge_reason=row.purge_reason,
+        )
+    if row.kind != "file" or row.sha256 is None or row.media_type is None:
+        raise NotFound(f"Evidence {row.id} is a {row.kind}; it has no file to download.")
+    try:
+        return await blob_response(
+            request,
+            request.app.state.blob_store,
+            sha256=row.sha256,
+            media_type=row.media_type,
+            filename=row.filename,
+            size=row.size,
+        )
+    except BlobNotFound:
+        log.error("evidence %s: bytes %s missing from the store", row.id, row.sha256)
+        raise
+
+
+def _load(database: Database, evidence_id: int) -> Evidence:
+    with database.read_session() as session:
+        return service.get_evidence(session, evidence_id)
+
+
+@router.post(
+    "/evidence/{evidence_id}/purge",
+    response_model=EvidencePublic,
+    summary="Purge an item (admin; law and safety)",
+    description=(
+        "Destroys the file's bytes (in every storage adapter) and the note, url and filename, and keeps a "
+        "tombstone: hash, size, who, when and why. evidence.purged goes on the claim's timeline."
+    ),
+    responses={**ERRORS, 403: {"description": "Admins only", **PROBLEM}},
+)
+def purge_evidence(request: Request, evidence_id: str, body: ReasonIn, principal: CurrentPrincipal) -> EvidencePublic:
+    database = get_database(request)
+    with database.transaction() as session:
+        row = service.purge_evidence(
+            session, principal=principal, evidence_id=parse_id(evidence_id, "evidence"), reason=body.reason
+        )
+        out = service.present(row)
+        shared = service.other_live_copies(session, sha256=row.sha256, except_id=out.id) if row.sha256 else 0
+    # The tombstone is committed; now the bytes go. A crash in between leaves bytes that
+    # `claimdesk evidence verify` finds and removes.
+    if row.sha256 and not shared:
+        request.app.state.blob_store.delete(row.sha256)
+    return out

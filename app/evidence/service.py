@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.auth.roles import Role
 from app.auth.service import Principal
