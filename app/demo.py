@@ -24,7 +24,7 @@ from app.evidence import service as evidence
 from app.evidence.schemas import EvidenceIn
 
 ADMIN_EMAIL = "admin@demo.claimdesk.test"
-DEMO_PASSWORD = "demo-desk-password"
+DEMO_PASSWORD = "demo-desk-password"  # noqa: S105  (printed at start: a demo desk, not a secret)
 
 PEOPLE = [
     (ADMIN_EMAIL, "Desk Admin", Role.admin),

@@ -16,8 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.audit.models import IdempotencyRecord
 from app.clock import clock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -12,6 +13,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Objects that exist only for full-text search; autogenerate cannot model them, so they are
+# excluded from the comparison (everything else stays strictly compared).
+FULL_TEXT_TABLE_PREFIX = "claims_fts"
+FULL_TEXT_COLUMNS = {("claims", "search")}
+FULL_TEXT_INDEXES = {"ix_claims_search"}
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    if type_ == "table" and name and name.startswith(FULL_TEXT_TABLE_PREFIX):
+        return False
+    if type_ == "column" and (obj.table.name, name) in FULL_TEXT_COLUMNS:
+        return False
+    return not (type_ == "index" and name in FULL_TEXT_INDEXES)
 
 
 def alembic_config(url: str | None = None) -> Config:

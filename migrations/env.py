@@ -10,23 +10,10 @@ from sqlalchemy import engine_from_config, pool
 
 from app.config import Settings
 from app.db import UTCDateTime, normalise_url
+from app.migrate import include_object
 from app.models import metadata
 
 config = context.config
-
-# Objects that exist only for full-text search; autogenerate cannot model them, so they are
-# excluded from the comparison (everything else stays strictly compared).
-FULL_TEXT_TABLE_PREFIX = "claims_fts"
-FULL_TEXT_COLUMNS = {("claims", "search")}
-FULL_TEXT_INDEXES = {"ix_claims_search"}
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    if type_ == "table" and name and name.startswith(FULL_TEXT_TABLE_PREFIX):
-        return False
-    if type_ == "column" and (obj.table.name, name) in FULL_TEXT_COLUMNS:
-        return False
-    return not (type_ == "index" and name in FULL_TEXT_INDEXES)
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi.testclient import TestClient
 
 from app.audit.service import Actor
@@ -176,6 +181,7 @@ def desk(database: Database) -> Desk:
 def app(settings: Settings, database: Database) -> Any:
     application = create_app(settings, database)
     application.state.owns_database = False
+    application.state.start_worker = False
     return application
 
 
@@ -183,3 +189,30 @@ def app(settings: Settings, database: Database) -> Any:
 def client(app: Any) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@contextmanager
+def serve_in_thread(application: Any) -> Iterator[str]:
+    """Run the app under uvicorn on a free loopback port; yields the base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def live_url(app: Any) -> Iterator[str]:
+    with serve_in_thread(app) as url:
+        yield url

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.audit.models import AuditEvent, OutboxEvent
 from app.clock import clock

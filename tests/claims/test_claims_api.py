@@ -24,8 +24,14 @@ def _count(database, table: str) -> int:
 def test_create_returns_location_etag_and_defaults(j: Journey) -> None:
     r = j.client.post(
         "/api/v1/claims",
-        json={"text": "  Up to 9,000 homes were flooded ", "claimant": "a relief agency", "tags": ["Flood", "flood"],
-              "priority": "urgent", "appearance_url": "https://news.example/a", "language": "en"},
+        json={
+            "text": "  Up to 9,000 homes were flooded ",
+            "claimant": "a relief agency",
+            "tags": ["Flood", "flood"],
+            "priority": "urgent",
+            "appearance_url": "https://news.example/a",
+            "language": "en",
+        },
         headers=j.contributor.headers,
     )
     assert r.status_code == 201
@@ -67,11 +73,13 @@ def test_bad_claims_are_refused_and_change_nothing(j: Journey, database, payload
 
 
 def test_malformed_json_and_wrong_content(j: Journey) -> None:
-    r = j.client.post("/api/v1/claims", content=b"{not json", headers={**j.contributor.headers,
-                                                                      "content-type": "application/json"})
+    r = j.client.post(
+        "/api/v1/claims", content=b"{not json", headers={**j.contributor.headers, "content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["type"] == "json_invalid"
-    r = j.client.post("/api/v1/claims", content=b"[1,2]", headers={**j.contributor.headers,
-                                                                  "content-type": "application/json"})
+    r = j.client.post(
+        "/api/v1/claims", content=b"[1,2]", headers={**j.contributor.headers, "content-type": "application/json"}
+    )
     assert r.status_code == 422
 
 
@@ -97,27 +105,38 @@ def test_errors_are_problem_json_everywhere(j: Journey) -> None:
 
 def test_patch_with_if_match_and_object_rules(j: Journey) -> None:
     cid = j.create()["id"]
-    r = j.client.patch(f"/api/v1/claims/{cid}", json={"claimant": "the governor"}, headers={**j.editor.headers,
-                                                                                            "If-Match": '"1"'})
+    r = j.client.patch(
+        f"/api/v1/claims/{cid}", json={"claimant": "the governor"}, headers={**j.editor.headers, "If-Match": '"1"'}
+    )
     assert r.status_code == 200 and r.headers["etag"] == '"2"'
     # stale ETag: 412 and nothing changes
-    r = j.client.patch(f"/api/v1/claims/{cid}", json={"claimant": "someone"}, headers={**j.editor.headers,
-                                                                                       "If-Match": '"1"'})
+    r = j.client.patch(
+        f"/api/v1/claims/{cid}", json={"claimant": "someone"}, headers={**j.editor.headers, "If-Match": '"1"'}
+    )
     assert r.status_code == 412 and r.json()["current_version"] == 2
     assert j.get(cid)["claimant"] == "the governor"
     # the contributor who submitted it may edit while submitted; another contributor may not
     other = j.client.patch(f"/api/v1/claims/{cid}", json={"context": "x"}, headers=j.viewer.headers)
     assert other.status_code == 403
-    assert j.client.patch(f"/api/v1/claims/{cid}", json={"context": "said on radio"},
-                          headers=j.contributor.headers).status_code == 200
+    assert (
+        j.client.patch(
+            f"/api/v1/claims/{cid}", json={"context": "said on radio"}, headers=j.contributor.headers
+        ).status_code
+        == 200
+    )
     j.act(cid, "queue", j.editor)
-    assert j.client.patch(f"/api/v1/claims/{cid}", json={"context": "y"}, headers=j.contributor.headers).status_code == 403
+    assert (
+        j.client.patch(f"/api/v1/claims/{cid}", json={"context": "y"}, headers=j.contributor.headers).status_code == 403
+    )
     # a checker who is not the assignee may not edit
     assert j.client.patch(f"/api/v1/claims/{cid}", json={"context": "y"}, headers=j.checker.headers).status_code == 403
     j.act(cid, "start", j.checker)
     assert j.client.patch(f"/api/v1/claims/{cid}", json={"context": "y"}, headers=j.checker.headers).status_code == 200
     # unknown fields, null text
-    assert j.client.patch(f"/api/v1/claims/{cid}", json={"state": "published"}, headers=j.editor.headers).status_code == 422
+    assert (
+        j.client.patch(f"/api/v1/claims/{cid}", json={"state": "published"}, headers=j.editor.headers).status_code
+        == 422
+    )
     assert j.client.patch(f"/api/v1/claims/{cid}", json={"text": None}, headers=j.editor.headers).status_code == 422
     events = j.client.get(f"/api/v1/claims/{cid}/events", headers=j.viewer.headers).json()["items"]
     updated = [e for e in events if e["type"] == "claim.updated"]
@@ -135,14 +154,22 @@ def test_published_content_is_frozen_but_public_flag_can_change(j: Journey) -> N
 def test_verdict_rules(j: Journey) -> None:
     cid = j.to_state("in_progress")
     j.verdict(cid, j.checker, rating="sort_of", expect=422)
-    j.verdict(cid, j.checker, rating="false", recheck_at=(datetime.now(UTC) + timedelta(days=1)).isoformat(), expect=422)
-    j.verdict(cid, j.checker, rating="unverified", recheck_at=(datetime.now(UTC) - timedelta(days=1)).isoformat(),
-              expect=422)
+    j.verdict(
+        cid, j.checker, rating="false", recheck_at=(datetime.now(UTC) + timedelta(days=1)).isoformat(), expect=422
+    )
+    j.verdict(
+        cid, j.checker, rating="unverified", recheck_at=(datetime.now(UTC) - timedelta(days=1)).isoformat(), expect=422
+    )
     j.verdict(cid, j.checker2, expect=403)
     j.verdict(cid, j.viewer, expect=403)
-    v = j.verdict(cid, j.checker, rating="unverified", confidence="low",
-                  findings={"location": "confirmed", "date": "unverified"},
-                  recheck_at=(datetime.now(UTC) + timedelta(days=2)).isoformat())
+    v = j.verdict(
+        cid,
+        j.checker,
+        rating="unverified",
+        confidence="low",
+        findings={"location": "confirmed", "date": "unverified"},
+        recheck_at=(datetime.now(UTC) + timedelta(days=2)).isoformat(),
+    )
     assert v["verdict"]["label"].startswith("Unverified")
     assert v["verdict"]["findings"] == {"location": "confirmed", "date": "unverified"}
     j.verdict(cid, j.checker, findings={"mood": "confirmed"}, expect=422)
@@ -173,8 +200,9 @@ def test_idempotency_key(j: Journey, database) -> None:
     c = j.client.post("/api/v1/claims", json={"text": "Another claim"}, headers=h)
     assert c.status_code == 422
     # keys are scoped per API key
-    d = j.client.post("/api/v1/claims", json={"text": "Same claim"},
-                      headers={**j.editor.headers, "Idempotency-Key": "wire-123"})
+    d = j.client.post(
+        "/api/v1/claims", json={"text": "Same claim"}, headers={**j.editor.headers, "Idempotency-Key": "wire-123"}
+    )
     assert d.status_code == 201 and d.json()["id"] != a.json()["id"]
     assert _count(database, "claims") == 2
     # kept at least 24 hours
@@ -184,8 +212,12 @@ def test_idempotency_key(j: Journey, database) -> None:
 
 
 def test_list_filters_and_cursor(j: Journey) -> None:
-    ids = [j.create(text=f"Claim number {i}", tags=["flood"] if i % 2 else ["vote"],
-                    claimant="Governor" if i < 3 else None)["id"] for i in range(7)]
+    ids = [
+        j.create(
+            text=f"Claim number {i}", tags=["flood"] if i % 2 else ["vote"], claimant="Governor" if i < 3 else None
+        )["id"]
+        for i in range(7)
+    ]
     j.act(ids[0], "queue", j.editor)
     j.act(ids[1], "queue", j.editor)
     j.act(ids[1], "start", j.checker)
@@ -230,8 +262,11 @@ def test_full_text_search_in_many_scripts(j: Journey) -> None:
         "other": "Turnout reached 61 percent in the capital",
     }
     ids = {k: j.create(text=v)["id"] for k, v in texts.items()}
-    search = lambda q: {c["id"] for c in j.client.get("/api/v1/claims", params={"q": q},  # noqa: E731
-                                                        headers=j.viewer.headers).json()["items"]}
+
+    def search(q: str) -> set[int]:
+        page = j.client.get("/api/v1/claims", params={"q": q}, headers=j.viewer.headers).json()
+        return {c["id"] for c in page["items"]}
+
     assert search("ministry") == {ids["en"]}
     assert search("Плотина") == {ids["ru"]}
     assert search("정부") == {ids["ko"]}

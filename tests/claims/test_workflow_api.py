@@ -36,8 +36,11 @@ def _actor(j: Journey, action: str):
 
 
 def _body(action: str) -> dict:
-    return {"reject": {"reason": "Out of scope."}, "reopen": {"reason": "New footage."},
-            "request_changes": {"comment": "Source the date."}}.get(action, {})
+    return {
+        "reject": {"reason": "Out of scope."},
+        "reopen": {"reason": "New footage."},
+        "request_changes": {"comment": "Source the date."},
+    }.get(action, {})
 
 
 @pytest.mark.parametrize("state", [s.value for s in State])
@@ -45,8 +48,9 @@ def test_every_state_and_action_over_http(j: Journey, state: str) -> None:
     for action in USER_ACTIONS:
         cid = j.to_state(state, ready=True)
         before = j.get(cid)
-        r = j.client.post(f"/api/v1/claims/{cid}/actions/{action}", json=_body(action) or None,
-                          headers=_actor(j, action).headers)
+        r = j.client.post(
+            f"/api/v1/claims/{cid}/actions/{action}", json=_body(action) or None, headers=_actor(j, action).headers
+        )
         if (action, state) in ALLOWED:
             assert r.status_code == 200, (state, action, r.text)
             assert r.json()["state"] == AFTER[action]
@@ -142,7 +146,10 @@ def test_reopen_keeps_a_corrections_log_and_republish(j: Journey, database) -> N
     assert rows[0].previous_verdict["rating"] == "false"
     assert rows[0].reason == "A second video surfaced."
     assert rows[0].republished_verdict["rating"] == "misleading"
-    types = [e["type"] for e in j.client.get(f"/api/v1/claims/{cid}/events?limit=500", headers=j.viewer.headers).json()["items"]]
+    types = [
+        e["type"]
+        for e in j.client.get(f"/api/v1/claims/{cid}/events?limit=500", headers=j.viewer.headers).json()["items"]
+    ]
     assert types.count("claim.published") == 2 and "claim.reopened" in types
 
 
@@ -184,8 +191,12 @@ def test_timeline_records_every_step_with_actor(j: Journey) -> None:
     types = [e["type"] for e in events]
     assert types[0] == "claim.created"
     changes = [(e["data"]["from"], e["data"]["to"]) for e in events if e["type"] == "claim.state_changed"]
-    assert changes == [("submitted", "queued"), ("queued", "in_progress"), ("in_progress", "in_review"),
-                       ("in_review", "published")]
+    assert changes == [
+        ("submitted", "queued"),
+        ("queued", "in_progress"),
+        ("in_progress", "in_review"),
+        ("in_review", "published"),
+    ]
     for t in ("claim.assigned", "claim.verdict_set", "evidence.added", "claim.approval_added", "claim.published"):
         assert t in types
     assert all(e["actor_id"] and e["api_key_id"] for e in events)
@@ -195,8 +206,11 @@ def test_timeline_records_every_step_with_actor(j: Journey) -> None:
     assert 'rel="next"' in r.headers["link"]
     seen = r.json()["items"]
     while r.json()["next_cursor"]:
-        r = j.client.get(f"/api/v1/claims/{cid}/events", params={"limit": 3, "cursor": r.json()["next_cursor"]},
-                         headers=j.viewer.headers)
+        r = j.client.get(
+            f"/api/v1/claims/{cid}/events",
+            params={"limit": 3, "cursor": r.json()["next_cursor"]},
+            headers=j.viewer.headers,
+        )
         seen += r.json()["items"]
     assert [e["id"] for e in seen] == [e["id"] for e in events]
 
@@ -206,9 +220,12 @@ def test_outbox_row_for_every_event(j: Journey, database) -> None:
 
     cid = j.to_state("in_review")
     with database.read_session() as s:
-        events = s.execute(sa.text("SELECT id, type FROM audit_events WHERE claim_id = :c ORDER BY id"), {"c": cid}).all()
-        outbox = s.execute(sa.text("SELECT event_id, type, payload FROM outbox WHERE claim_id = :c ORDER BY id"),
-                           {"c": cid}).all()
+        events = s.execute(
+            sa.text("SELECT id, type FROM audit_events WHERE claim_id = :c ORDER BY id"), {"c": cid}
+        ).all()
+        outbox = s.execute(
+            sa.text("SELECT event_id, type, payload FROM outbox WHERE claim_id = :c ORDER BY id"), {"c": cid}
+        ).all()
     assert [(e.id, e.type) for e in events] == [(o.event_id, o.type) for o in outbox]
     last = outbox[-1].payload
     if isinstance(last, str):

@@ -80,27 +80,45 @@ def _rows(database) -> int:
 def test_upload_and_read_back_every_kind(ej: Journey, database) -> None:
     cid = ej.to_state("in_progress")
     for name, (data, media_type) in FILES.items():
-        r = _upload(ej, cid, f"../../{name}", data, stance="supports", dimension="location", visibility="public",
-                    note="what it shows")
+        r = _upload(
+            ej,
+            cid,
+            f"../../{name}",
+            data,
+            stance="supports",
+            dimension="location",
+            visibility="public",
+            note="what it shows",
+        )
         assert r.status_code == 201, r.text
         ev = r.json()
         assert ev["sha256"] == hashlib.sha256(data).hexdigest()
         assert (ev["size"], ev["media_type"], ev["filename"]) == (len(data), media_type, name)
-        assert (ev["kind"], ev["stance"], ev["dimension"], ev["visibility"]) == ("file", "supports", "location", "public")
+        assert (ev["kind"], ev["stance"], ev["dimension"], ev["visibility"]) == (
+            "file",
+            "supports",
+            "location",
+            "public",
+        )
         whole = ej.client.get(f"/api/v1/evidence/{ev['id']}/content", headers=ej.viewer.headers)
         assert whole.status_code == 200 and whole.content == data
         assert whole.headers["etag"] == f'"{ev["sha256"]}"'
         assert whole.headers["content-length"] == str(len(data))
         assert whole.headers["x-content-type-options"] == "nosniff"
         assert whole.headers["content-disposition"].startswith("attachment;")
-        part = ej.client.get(f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": "bytes=5-24"})
+        part = ej.client.get(
+            f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": "bytes=5-24"}
+        )
         end = min(24, len(data) - 1)
         assert part.status_code == 206 and part.content == data[5 : end + 1]
         assert part.headers["content-range"] == f"bytes 5-{end}/{len(data)}"
-        tail = ej.client.get(f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": "bytes=-10"})
+        tail = ej.client.get(
+            f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": "bytes=-10"}
+        )
         assert tail.content == data[-10:]
-        bad = ej.client.get(f"/api/v1/evidence/{ev['id']}/content",
-                            headers={**ej.viewer.headers, "Range": f"bytes={len(data) + 5}-"})
+        bad = ej.client.get(
+            f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": f"bytes={len(data) + 5}-"}
+        )
         assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{len(data)}"
     events = ej.client.get(f"/api/v1/claims/{cid}/events?limit=500", headers=ej.viewer.headers).json()["items"]
     assert sum(e["type"] == "evidence.added" for e in events) == len(FILES)
@@ -141,16 +159,32 @@ def test_who_may_add_evidence(ej: Journey) -> None:
     published = ej.to_state("published")
     assert _upload(ej, published, "late.png", samples.png()).status_code == 409
     assert _upload(ej, 999999, "x.png", samples.png()).status_code == 404
-    assert ej.client.post(f"/api/v1/claims/{mine}/evidence", content=b"x",
-                          headers={**ej.checker.headers, "content-type": "text/plain"}).status_code == 415
+    assert (
+        ej.client.post(
+            f"/api/v1/claims/{mine}/evidence",
+            content=b"x",
+            headers={**ej.checker.headers, "content-type": "text/plain"},
+        ).status_code
+        == 415
+    )
 
 
 def test_links_notes_and_retraction(ej: Journey) -> None:
     cid = ej.to_state("in_progress")
-    post = lambda body, who=ej.checker: ej.client.post(f"/api/v1/claims/{cid}/evidence", json=body,  # noqa: E731
-                                                        headers=who.headers)
-    link = post({"kind": "link", "url": "https://social.example/p/1", "archived_url": "https://archive.example/x",
-                 "accessed_at": "2026-11-20T10:00:00Z", "stance": "refutes", "dimension": "date"})
+
+    def post(body: dict, who=ej.checker):
+        return ej.client.post(f"/api/v1/claims/{cid}/evidence", json=body, headers=who.headers)
+
+    link = post(
+        {
+            "kind": "link",
+            "url": "https://social.example/p/1",
+            "archived_url": "https://archive.example/x",
+            "accessed_at": "2026-11-20T10:00:00Z",
+            "stance": "refutes",
+            "dimension": "date",
+        }
+    )
     assert link.status_code == 201 and link.json()["url"] == "https://social.example/p/1"
     assert post({"kind": "link", "url": "ftp://files.example/x"}).status_code == 422
     assert post({"kind": "link"}).status_code == 422
@@ -159,12 +193,19 @@ def test_links_notes_and_retraction(ej: Journey) -> None:
     assert post({"kind": "note", "note": "x", "colour": 1}).status_code == 422
     eid = link.json()["id"]
     # only the author or an editor retracts; twice is 409
-    assert ej.client.post(f"/api/v1/evidence/{eid}/retract", json={"reason": "x"}, headers=ej.checker2.headers).status_code == 403
+    assert (
+        ej.client.post(f"/api/v1/evidence/{eid}/retract", json={"reason": "x"}, headers=ej.checker2.headers).status_code
+        == 403
+    )
     assert ej.client.post(f"/api/v1/evidence/{eid}/retract", json={}, headers=ej.checker.headers).status_code == 422
     r = ej.client.post(f"/api/v1/evidence/{eid}/retract", json={"reason": "Wrong post"}, headers=ej.checker.headers)
     assert r.status_code == 200 and r.json()["retracted"] is True and r.json()["retract_reason"] == "Wrong post"
-    assert ej.client.post(f"/api/v1/evidence/{eid}/retract", json={"reason": "again"},
-                          headers=ej.editor.headers).status_code == 409
+    assert (
+        ej.client.post(
+            f"/api/v1/evidence/{eid}/retract", json={"reason": "again"}, headers=ej.editor.headers
+        ).status_code
+        == 409
+    )
     listed = ej.client.get(f"/api/v1/claims/{cid}/evidence", headers=ej.viewer.headers).json()["items"]
     assert [e["retracted"] for e in listed] == [True]
     # Idempotency-Key on evidence posts
@@ -182,20 +223,32 @@ def test_purge_destroys_bytes_and_keeps_a_tombstone(ej: Journey, database) -> No
     ev = _upload(ej, cid, "prisoner.png", data, note="faces visible").json()
     sha = ev["sha256"]
     assert _store(ej).exists(sha)
-    assert ej.client.post(f"/api/v1/evidence/{ev['id']}/purge", json={"reason": "x"},
-                          headers=ej.editor.headers).status_code == 403
-    r = ej.client.post(f"/api/v1/evidence/{ev['id']}/purge", json={"reason": "Court order 12/26"},
-                       headers=ej.admin.headers)
+    assert (
+        ej.client.post(
+            f"/api/v1/evidence/{ev['id']}/purge", json={"reason": "x"}, headers=ej.editor.headers
+        ).status_code
+        == 403
+    )
+    r = ej.client.post(
+        f"/api/v1/evidence/{ev['id']}/purge", json={"reason": "Court order 12/26"}, headers=ej.admin.headers
+    )
     assert r.status_code == 200
     tomb = r.json()
     assert (tomb["purged"], tomb["sha256"], tomb["size"], tomb["note"], tomb["filename"]) == (
-        True, sha, len(data), None, None)
+        True,
+        sha,
+        len(data),
+        None,
+        None,
+    )
     assert tomb["purge_reason"] == "Court order 12/26" and tomb["purged_by"] == ej.admin.id
     assert not _store(ej).exists(sha)
     gone = ej.client.get(f"/api/v1/evidence/{ev['id']}/content", headers=ej.viewer.headers)
     assert gone.status_code == 410 and gone.json()["sha256"] == sha
-    types = [e["type"] for e in ej.client.get(f"/api/v1/claims/{cid}/events?limit=500",
-                                              headers=ej.viewer.headers).json()["items"]]
+    types = [
+        e["type"]
+        for e in ej.client.get(f"/api/v1/claims/{cid}/events?limit=500", headers=ej.viewer.headers).json()["items"]
+    ]
     assert "evidence.purged" in types
     report = verify_store(database, _store(ej))
     assert report.ok and report.missing == [] and report.corrupted == []
@@ -240,7 +293,7 @@ def test_client_disconnect_mid_upload_leaves_nothing(db_url, tmp_path, database,
             cid = j.to_state("in_progress")
         boundary = "cdboundary"
         head = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"v.mp4\"\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="v.mp4"\r\n'
             "Content-Type: video/mp4\r\n\r\n"
         ).encode()
         body_len = len(head) + 1_000_000
@@ -259,7 +312,11 @@ def test_client_disconnect_mid_upload_leaves_nothing(db_url, tmp_path, database,
         time.sleep(0.5)
         store = app.state.blob_store
         assert list(store.iter_hashes()) == []
-        assert not any(p.is_file() for p in (Path(store.root) / "tmp").rglob("*")) if (Path(store.root) / "tmp").exists() else True
+        assert (
+            not any(p.is_file() for p in (Path(store.root) / "tmp").rglob("*"))
+            if (Path(store.root) / "tmp").exists()
+            else True
+        )
         assert _rows(database) == 0
     finally:
         server.should_exit = True
