@@ -62,7 +62,7 @@ def pg_url() -> Iterator[str]:
     admin_url = _pg_admin_url()
     if not admin_url:
         pytest.skip(f"PostgreSQL runs skipped: set {PG_ENV} to run them (CI does)")
-    name = f"claimdesk_test_{_worker()}"
+    name = f"claimdesk_test_{_worker()}_{os.getpid()}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -3,6 +3,8 @@ and autogenerate finds no drift — on both databases."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,7 +24,7 @@ def fresh_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
     base = request.getfixturevalue("pg_url")
-    name = "claimdesk_migrations_test"
+    name = f"claimdesk_migrations_{os.getpid()}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -370,9 +370,7 @@ def _approvals(session: Session, claim: Claim) -> list[ClaimApproval]:
     return list(
         session.execute(
             sa.select(ClaimApproval)
-            .where(
-                col(ClaimApproval.claim_id) == claim.id, col(ClaimApproval.review_round) == claim.review_round
-            )
+            .where(col(ClaimApproval.claim_id) == claim.id, col(ClaimApproval.review_round) == claim.review_round)
             .order_by(col(ClaimApproval.id))
         ).scalars()
     )
@@ -435,16 +433,12 @@ def perform_action(
     reason = (reason or "").strip() or None
     comment = (comment or "").strip() or None
     if transition.needs_reason and not reason:
-        raise Unprocessable(
-            f"{action.value} needs a reason.", errors=[{"loc": ["body", "reason"], "msg": "required"}]
-        )
+        raise Unprocessable(f"{action.value} needs a reason.", errors=[{"loc": ["body", "reason"], "msg": "required"}])
     if transition.needs_comment and not comment:
         raise Unprocessable(
             f"{action.value} needs a comment.", errors=[{"loc": ["body", "comment"], "msg": "required"}]
         )
-    return _carry_out(
-        session, claim, action, principal=principal, reason=reason, comment=comment, settings=settings
-    )
+    return _carry_out(session, claim, action, principal=principal, reason=reason, comment=comment, settings=settings)
 
 
 def _carry_out(
@@ -540,11 +534,10 @@ def _transition(
         claim.reject_reason = None
     elif action == Action.start:
         assert principal is not None
-        claim.assignee_id = principal.user_id
+        claim.assignee_id = assignee_id or principal.user_id
         claim.lease_expires_at = now + lease
-        extra_events.append(
-            ("claim.assigned", {"user_id": principal.user_id, "role": "assignee", "via": "start"})
-        )
+        via = "start" if claim.assignee_id == principal.user_id else "assignment"
+        extra_events.append(("claim.assigned", {"user_id": claim.assignee_id, "role": "assignee", "via": via}))
     elif action in (Action.release, Action.expire_lease):
         claim.assignee_id = None
         claim.lease_expires_at = None
@@ -567,9 +560,7 @@ def _transition(
         pending = (
             session.execute(
                 sa.select(ClaimCorrection)
-                .where(
-                    col(ClaimCorrection.claim_id) == claim.id, col(ClaimCorrection.republished_at).is_(None)
-                )
+                .where(col(ClaimCorrection.claim_id) == claim.id, col(ClaimCorrection.republished_at).is_(None))
                 .order_by(col(ClaimCorrection.id).desc())
             )
             .scalars()
@@ -592,13 +583,9 @@ def _transition(
         )
         claim.assignee_id = principal.user_id
         claim.lease_expires_at = now + lease
-        extra_events.append(
-            ("claim.reopened", {"reason": reason, "previous_verdict": claim.published_verdict})
-        )
+        extra_events.append(("claim.reopened", {"reason": reason, "previous_verdict": claim.published_verdict}))
         if previous_assignee != principal.user_id:
-            extra_events.append(
-                ("claim.assigned", {"user_id": principal.user_id, "role": "assignee", "via": "reopen"})
-            )
+            extra_events.append(("claim.assigned", {"user_id": principal.user_id, "role": "assignee", "via": "reopen"}))
     elif action == Action.recheck:
         claim.assignee_id = None
         claim.lease_expires_at = None
@@ -659,17 +646,13 @@ def system_action(
     claim = lock_claim(session, claim_id)
     if State(claim.state) not in states.transition_for(action).sources:
         return None
-    return _carry_out(
-        session, claim, action, principal=None, reason=None, comment=None, settings=settings, at=at
-    )
+    return _carry_out(session, claim, action, principal=None, reason=None, comment=None, settings=settings, at=at)
 
 
 # --- comments (used by request_changes; the comments routes build on it) ----------------------
 
 
-def add_comment_row(
-    session: Session, *, claim: Claim, principal: Principal, body: str, now: datetime
-) -> Comment:
+def add_comment_row(session: Session, *, claim: Claim, principal: Principal, body: str, now: datetime) -> Comment:
     emails = {m.lower() for m in MENTION.findall(body)}
     mentioned: list[int] = []
     if emails:
@@ -729,9 +712,7 @@ def _search_clause(session: Session, q: str) -> Any:
             )
         )
     for i, term in enumerate(t for t in terms if len(t) < 3):
-        clauses.append(
-            sa.text(f"lower(claims.text) LIKE :short{i}").bindparams(**{f"short{i}": f"%{term.lower()}%"})
-        )
+        clauses.append(sa.text(f"lower(claims.text) LIKE :short{i}").bindparams(**{f"short{i}": f"%{term.lower()}%"}))
     if not clauses:
         return sa.false()
     return sa.and_(*clauses)
@@ -745,17 +726,13 @@ def list_claims(session: Session, *, filters: ClaimFilters, before_id: int | Non
         conds.append(col(Claim.id) < before_id)
     if filters.state:
         conds.append(
-            col(Claim.state).in_(filters.state)
-            if len(filters.state) > 1
-            else col(Claim.state) == filters.state[0]
+            col(Claim.state).in_(filters.state) if len(filters.state) > 1 else col(Claim.state) == filters.state[0]
         )
     if filters.assignee_id is not None:
         conds.append(col(Claim.assignee_id) == filters.assignee_id)
     if filters.tag:
         conds.append(
-            sa.exists().where(
-                col(ClaimTag.claim_id) == col(Claim.id), col(ClaimTag.tag) == filters.tag.lower()
-            )
+            sa.exists().where(col(ClaimTag.claim_id) == col(Claim.id), col(ClaimTag.tag) == filters.tag.lower())
         )
     if filters.priority:
         conds.append(col(Claim.priority) == filters.priority)
@@ -782,10 +759,7 @@ def list_claims(session: Session, *, filters: ClaimFilters, before_id: int | Non
 def list_events(session: Session, *, claim_id: int, after_id: int | None, limit: int) -> list[AuditEvent]:
     get_claim(session, claim_id)
     stmt = (
-        sa.select(AuditEvent)
-        .where(col(AuditEvent.claim_id) == claim_id)
-        .order_by(col(AuditEvent.id))
-        .limit(limit + 1)
+        sa.select(AuditEvent).where(col(AuditEvent.claim_id) == claim_id).order_by(col(AuditEvent.id)).limit(limit + 1)
     )
     if after_id is not None:
         stmt = stmt.where(col(AuditEvent.id) > after_id)
@@ -868,9 +842,7 @@ def present(
                 tags=list(c.tags or []),
                 priority=Priority(c.priority),
                 due_at=c.due_at,
-                overdue=bool(
-                    c.due_at and c.due_at < now and c.state not in (State.published, State.rejected)
-                ),
+                overdue=bool(c.due_at and c.due_at < now and c.state not in (State.published, State.rejected)),
                 public=c.public,
                 state=State(c.state),
                 reject_reason=c.reject_reason,
@@ -878,9 +850,7 @@ def present(
                 assignee_id=c.assignee_id,
                 lease_expires_at=c.lease_expires_at,
                 reviewers=reviewers[c.id],
-                approvals=[
-                    ApprovalPublic(editor_id=a.editor_id, approved_at=a.created_at) for a in approvals[c.id]
-                ],
+                approvals=[ApprovalPublic(editor_id=a.editor_id, approved_at=a.created_at) for a in approvals[c.id]],
                 review_round=c.review_round,
                 published_verdict=c.published_verdict,
                 published_at=c.published_at,
