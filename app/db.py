@@ -149,6 +149,9 @@ def normalise_url(url: str) -> str:
 
 
 def make_database(settings: Settings) -> Database:
+    # Every table must be known before the first flush, or foreign keys cannot be resolved.
+    import app.models  # noqa: F401
+
     url = normalise_url(settings.database_url)
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
