@@ -1,8 +1,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
+PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
-export CLAIMDESK_DATABASE_URL ?= sqlite:///./claimdesk.db
 
 .PHONY: run test lint typecheck bench clean
 

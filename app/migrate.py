@@ -12,7 +12,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-ROOT = Path(__file__).resolve().parent.parent
+def _project_root() -> Path:
+    """Where alembic.ini and migrations/ live: beside the package in a checkout or editable install,
+    else the working directory (an installed package run from the project folder, as in Docker)."""
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "alembic.ini").is_file() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found beside the app package or in the working directory")
+
+
+ROOT = _project_root()
 
 # Objects that exist only for full-text search; autogenerate cannot model them, so they are
 # excluded from the comparison (everything else stays strictly compared).
