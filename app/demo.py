@@ -69,9 +69,10 @@ def load_demo(database: Database, settings: Settings, *, out: TextIO) -> None:
 
 
 def _print_access(out: TextIO, key: str) -> None:
+    people = ", ".join(email.split("@")[0] + f" ({role.value})" for email, _, role in PEOPLE)
     out.write(
-        "\nSign in as any demo user (e.g. ayo@demo.claimdesk.test) with the password "
-        f"{DEMO_PASSWORD!r}, or call the API as the demo admin:\n"
+        f"\nDemo users, all @demo.claimdesk.test with the password {DEMO_PASSWORD!r}: {people}.\n"
+        "Call the API as the demo admin:\n"
         f"  export CLAIMDESK_KEY={key}\n"
         '  curl -H "Authorization: Bearer $CLAIMDESK_KEY" http://127.0.0.1:${PORT:-8000}/api/v1/claims\n'
     )
