@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+
 def _project_root() -> Path:
     """Where alembic.ini and migrations/ live: beside the package in a checkout or editable install,
     else the working directory (an installed package run from the project folder, as in Docker)."""

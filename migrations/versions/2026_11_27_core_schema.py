@@ -1,7 +1,7 @@
 """core schema: users, keys, claims, review tables, evidence, audit chain, outbox, full-text search
 
 Revision ID: be8ecb7fb61f
-Revises: 
+Revises:
 Create Date: 2026-11-27 12:41:21.544678
 """
 

@@ -28,9 +28,9 @@ def test_concurrent_edits_and_transitions(live_url, desk, database) -> None:
     editors = [desk.person("editor") for _ in range(THREADS)]
     with httpx.Client(base_url=live_url, timeout=30) as c:
         ids = [
-            c.post("/api/v1/claims", json={"text": f"Shared claim {i}", "context": ""}, headers=editors[0].headers).json()[
-                "id"
-            ]
+            c.post(
+                "/api/v1/claims", json={"text": f"Shared claim {i}", "context": ""}, headers=editors[0].headers
+            ).json()["id"]
             for i in range(CLAIMS)
         ]
     acknowledged: dict[int, list[str]] = defaultdict(list)
