@@ -101,3 +101,32 @@ def test_concurrent_edits_and_transitions(live_url, desk, database) -> None:
             sa.text("SELECT subject, seq, count(*) FROM audit_events GROUP BY subject, seq HAVING count(*) > 1")
         ).all()
         assert dupes == []
+
+
+def test_concurrent_retries_with_one_idempotency_key_create_one_claim(live_url, desk, database) -> None:
+    tool = desk.person("contributor")
+    statuses: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+
+    def post() -> None:
+        with httpx.Client(base_url=live_url, timeout=30) as c:
+            r = c.post(
+                "/api/v1/claims",
+                json={"text": "Retried while in flight"},
+                headers={**tool.headers, "Idempotency-Key": "burst-1"},
+            )
+            with lock:
+                statuses.append((r.status_code, r.json().get("id") if r.status_code == 201 else None))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(statuses) == 8
+    # each retry either replays the first answer or is told the first is still running
+    assert {s for s, _ in statuses} <= {201, 409}
+    ids = {i for s, i in statuses if s == 201}
+    assert len(ids) == 1
+    with database.read_session() as s:
+        assert s.execute(sa.text("SELECT count(*) FROM claims")).scalar_one() == 1
