@@ -106,6 +106,8 @@ def test_upload_and_read_back_every_kind(ej: Journey, database) -> None:
         assert whole.headers["content-length"] == str(len(data))
         assert whole.headers["x-content-type-options"] == "nosniff"
         assert whole.headers["content-disposition"].startswith("attachment;")
+        head = ej.client.head(f"/api/v1/evidence/{ev['id']}/content", headers=ej.viewer.headers)
+        assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == str(len(data))
         part = ej.client.get(
             f"/api/v1/evidence/{ev['id']}/content", headers={**ej.viewer.headers, "Range": "bytes=5-24"}
         )
