@@ -174,9 +174,7 @@ def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(hours=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(name), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -185,9 +183,7 @@ def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
     cert_path, key_path = tmp / f"{name}.pem", tmp / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -260,3 +256,223 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Delivery tests: a receiver that verifies every request with the official standardwebhooks library
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    hold: float = 0.0  # seconds to sit on the request before answering
+
+
+@dataclass
+class Hit:
+    path: str
+    msg_id: str
+    headers: dict[str, str]
+    body: bytes
+    verified: bool | None  # None when the test registered no secret for the path
+    error: str | None
+    at: float
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+@dataclass
+class HookReceiver:
+    """Loopback HTTP receiver. Per path: scripted replies (consumed in order, then ``default``) and the
+    secrets a receiver there holds; every request is checked with ``Webhook(secret).verify``."""
+
+    port: int = 0
+    hits: list[Hit] = field(default_factory=list)
+    scripts: dict[str, list[Reply]] = field(default_factory=dict)
+    defaults: dict[str, Reply] = field(default_factory=dict)
+    secrets: dict[str, list[str]] = field(default_factory=dict)
+    overlaps: list[str] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: dict[str, int] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def script(self, path: str, *replies: dict[str, Any]) -> None:
+        """Answer the next requests to ``path`` with these replies (Reply fields as dicts), in order."""
+        with self.lock:
+            self.scripts.setdefault(path, []).extend(Reply(**r) for r in replies)
+
+    def answer(self, path: str, **reply: Any) -> None:
+        """How ``path`` answers once its script is used up (default: 200)."""
+        with self.lock:
+            self.defaults[path] = Reply(**reply)
+
+    def trust(self, path: str, *secrets: str) -> None:
+        with self.lock:
+            self.secrets[path] = list(secrets)
+
+    def at(self, path: str) -> list[Hit]:
+        with self.lock:
+            return [h for h in self.hits if h.path == path]
+
+    def msg_ids(self, path: str | None = None) -> list[str]:
+        with self.lock:
+            return [h.msg_id for h in self.hits if path is None or h.path == path]
+
+    def _next_reply(self, path: str) -> Reply:
+        with self.lock:
+            queue = self.scripts.get(path)
+            if queue:
+                return queue.pop(0)
+            return self.defaults.get(path, Reply())
+
+    def _verify(self, path: str, headers: dict[str, str], body: bytes) -> tuple[bool | None, str | None]:
+        from standardwebhooks import Webhook
+
+        secrets = self.secrets.get(path)
+        if not secrets:
+            return None, None
+        last = None
+        for secret in secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+                return True, None
+            except Exception as exc:
+                last = f"{type(exc).__name__}: {exc}"
+        return False, last
+
+
+def _hook_handler(receiver: HookReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            path = self.path.split("?", 1)[0]
+            msg_id = headers.get("webhook-id", "")
+            verified, error = receiver._verify(path, headers, body)
+            with receiver.lock:
+                receiver.hits.append(Hit(path, msg_id, headers, body, verified, error, time.monotonic()))
+                receiver._in_flight[msg_id] = receiver._in_flight.get(msg_id, 0) + 1
+                if receiver._in_flight[msg_id] > 1:
+                    receiver.overlaps.append(msg_id)
+            try:
+                reply = receiver._next_reply(path)
+                if reply.hold:
+                    receiver.release.wait(reply.hold)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(reply.body)
+            finally:
+                with receiver.lock:
+                    receiver._in_flight[msg_id] -= 1
+
+    return Handler
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookReceiver]:
+    """A verifying receiver on 127.0.0.1. The standardwebhooks timestamp check follows the test clock,
+    so tests that move ``clock`` still verify."""
+    import standardwebhooks.webhooks as sw
+
+    from app.clock import clock
+
+    class _ClockDatetime(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Any:  # type: ignore[override]
+            return clock.now()
+
+    monkeypatch.setattr(sw, "datetime", _ClockDatetime)
+    receiver = HookReceiver()
+    server = _QuietServer(("127.0.0.1", 0), _hook_handler(receiver))
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class Bench:
+    """Shortcuts for the delivery tests: endpoints and events straight through the services, and the
+    dispatcher driven one pass at a time."""
+
+    def __init__(self, database: Any, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    def tuned(self, **changes: Any) -> Settings:
+        self.settings = self.settings.model_copy(update=changes)
+        return self.settings
+
+    def endpoint(self, url: str, events: list[str] | None = None, fmt: str = "standard") -> tuple[int, str]:
+        from app.audit.service import Actor
+        from app.webhooks import service
+
+        with self.database.transaction() as session:
+            endpoint = service.create_endpoint(
+                session, actor=Actor.system(), settings=self.settings, url=url, events=events or ["*"], format=fmt
+            )
+            assert endpoint.id is not None
+            return endpoint.id, endpoint.secret
+
+    def emit(self, type_: str, payload: dict[str, Any] | None = None, *, claim_id: int | None = None) -> int:
+        from app.audit.service import Actor, record
+
+        with self.database.transaction() as session:
+            event = record(
+                session,
+                type_=type_,
+                actor=Actor.system(),
+                subject=f"test:{type_}",
+                data=payload or {"n": 1},
+                claim_id=claim_id,
+            )
+            assert event.id is not None
+            return event.id
+
+    def run(self, **kwargs: Any) -> Any:
+        from app.webhooks.dispatcher import run_pass
+
+        return run_pass(self.database, self.settings, **kwargs)
+
+    def deliveries(self, endpoint_id: int) -> list[Any]:
+        """(delivery, [attempts]) oldest first."""
+        from app.webhooks import service
+
+        with self.database.read_session() as session:
+            rows = service.list_deliveries(session, endpoint_id=endpoint_id, before_id=None, limit=10_000)
+        return list(reversed(rows))
+
+    def endpoint_row(self, endpoint_id: int) -> Any:
+        from app.webhooks.models import WebhookEndpoint
+
+        with self.database.read_session() as session:
+            return session.get(WebhookEndpoint, endpoint_id)
+
+
+@pytest.fixture
+def bench(database: Any, settings: Settings) -> Bench:
+    return Bench(database, settings)
