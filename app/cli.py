@@ -26,9 +26,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
+    from app.worker import IN_PROCESS_ENV
+
     cmd_migrate(args)
+    if args.no_worker or args.workers > 1:
+        # The factory below runs in each server process and reads this to leave the worker out.
+        os.environ[IN_PROCESS_ENV] = "0"
+        if args.workers > 1:
+            print("several server processes: run `claimdesk worker` separately to deliver webhooks")
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -40,6 +49,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
     )
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from app.observability import configure_logging
+    from app.worker import run_forever
+
+    settings = get_settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    database = make_database(settings)
+    try:
+        return run_forever(database, settings)
+    finally:
+        database.dispose()
 
 
 def cmd_user_create(args: argparse.Namespace) -> int:
@@ -133,6 +155,17 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.intake import importer
+
+    settings = get_settings()
+    database = make_database(settings)
+    try:
+        return importer.main(args, database=database, settings=settings, out=sys.stdout, err=sys.stderr)
+    finally:
+        database.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="claimdesk", description="Claimdesk fact-verification desk.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,7 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-worker", action="store_true", help="do not run the webhook/timer worker in this process")
     serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser(
+        "worker", help="run the webhook delivery and timer worker alone (until SIGTERM/SIGINT)"
+    ).set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(func=cmd_migrate)
 
@@ -163,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_parser("verify", help="re-hash every stored file; exit 1 if any is missing or corrupted").set_defaults(
         func=cmd_evidence_verify
     )
+
+    imp = sub.add_parser("import", help="import claims from a CSV or NDJSON file (safe to run twice)")
+    imp.add_argument("file", help="a .csv, .ndjson or .jsonl file")
+    imp.add_argument("--format", choices=["csv", "ndjson"], help="override the format the extension suggests")
+    imp.add_argument(
+        "--map", action="append", metavar="COLUMN=FIELD", help="read COLUMN as the claim field FIELD (repeatable)"
+    )
+    imp.add_argument(
+        "--as", dest="as_email", metavar="EMAIL", help="create the claims as this user (default: the first admin)"
+    )
+    imp.add_argument("--batch-size", type=int, default=200, help="rows per transaction (default 200)")
+    imp.set_defaults(func=cmd_import)
     return parser
 
 

@@ -22,10 +22,16 @@ from app.db import Database, make_database
 from app.errors import PROBLEM_BASE, DomainError
 from app.evidence.router import router as evidence_router
 from app.evidence.storage import make_blob_store
+from app.intake.router import router as intake_router
 from app.migrate import current_revision, head_revision
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, configure_logging
+from app.publishing.ratings import scale_for
+from app.publishing.router import api_router as publishing_router
+from app.publishing.router import public_router
 from app.queue.router import router as queue_router
 from app.review.router import router as review_router
+from app.webhooks.router import router as webhooks_router
+from app.worker import in_process_worker_wanted, install_metrics, start_in_process
 
 log = logging.getLogger("claimdesk")
 
@@ -111,7 +117,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, database: Database | None = None, start_worker: bool | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, as_json=settings.log_json)
     database = database or make_database(settings)
@@ -119,7 +127,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = start_in_process(app)  # only when app.state.start_worker
         yield
+        if worker is not None:
+            worker.stop()
         if app.state.owns_database:
             database.dispose()
 
@@ -135,7 +146,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.metrics = metrics
     app.state.owns_database = True
     app.state.head_revision = head_revision()
+    app.state.start_worker = in_process_worker_wanted() if start_worker is None else start_worker
+    install_metrics(app)
     app.state.blob_store = make_blob_store(settings)
+    scale_for(settings.rating_scale)  # a broken CLAIMDESK_RATING_SCALE file fails at start, not mid-request
 
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes)
@@ -145,7 +159,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(queue_router)
     app.include_router(review_router)
     app.include_router(evidence_router)
+    app.include_router(intake_router)
+    app.include_router(publishing_router)
+    app.include_router(public_router)
     app.include_router(auth_router)
+    app.include_router(webhooks_router)
     _install_operations(app)
     return app
 

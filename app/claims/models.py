@@ -43,6 +43,10 @@ class Claim(SQLModel, table=True):
     public: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
     state: str = Field(default="submitted", sa_column=sa.Column(sa.String(16), nullable=False))
     reject_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # {low, high, qualifier, counted, unit, as_of}: the quantity the claim states, when it states one.
+    figure: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    # {article_id, start, end}: the span of an intake article the claim was accepted from.
+    source: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
 
     verdict_rating: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
     verdict_summary: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))

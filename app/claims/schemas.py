@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
 from app.claims.states import State
+from app.intake.numbers import QUALIFIERS, VAGUE_QUALIFIERS
 
 MAX_TEXT = 1000
+# The qualifiers the intake extractor gives a figure ("at least 40", "dozens", "between 30 and 40").
+FIGURE_QUALIFIERS = frozenset({canonical for _, canonical in QUALIFIERS} | VAGUE_QUALIFIERS | {"between"})
 
 
 class Priority(StrEnum):
@@ -70,6 +73,49 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _qualifier(value: str) -> str:
+    if value not in FIGURE_QUALIFIERS:
+        raise ValueError(f"must be one of: {', '.join(sorted(FIGURE_QUALIFIERS))}")
+    return value
+
+
+Qualifier = Annotated[
+    str, AfterValidator(_qualifier), WithJsonSchema({"type": "string", "enum": sorted(FIGURE_QUALIFIERS)})
+]
+Amount = Annotated[float, Field(allow_inf_nan=False, ge=-1e18, le=1e18)]
+
+
+class ClaimFigure(Strict):
+    """The quantity a claim states, in the extractor's terms: "at least 40" is low 40, no high."""
+
+    low: Amount | None = None
+    high: Amount | None = None
+    qualifier: Qualifier | None = Field(default=None, examples=["at least"])
+    counted: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
+        default=None, examples=["people killed"]
+    )
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = Field(
+        default=None, description='"people", "%", a currency code, a measure.'
+    )
+    as_of: date | None = Field(default=None, description="The date the figure refers to.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ClaimFigure:
+        if self.low is None and self.high is None:
+            raise ValueError("a figure needs low, high or both")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError("low must not be greater than high")
+        return self
+
+
+class ClaimSource(BaseModel):
+    """Where in an intake article the claim was taken from: ``text[start:end]`` of that article."""
+
+    article_id: int
+    start: int
+    end: int
+
+
 class ClaimCreate(Strict):
     text: ClaimText = Field(
         description="The claim as made, 1-1,000 characters.", examples=["40 people died in the district"]
@@ -84,6 +130,7 @@ class ClaimCreate(Strict):
     priority: Priority = Priority.normal
     due_at: datetime | None = Field(default=None, description="The desk's deadline for a verdict.")
     public: bool | None = Field(default=None, description="Whether a published verdict gets a public page.")
+    figure: ClaimFigure | None = Field(default=None, description="The quantity the claim states, if any.")
 
 
 class ClaimUpdate(Strict):
@@ -98,6 +145,7 @@ class ClaimUpdate(Strict):
     priority: Priority | None = None
     due_at: datetime | None = None
     public: bool | None = None
+    figure: ClaimFigure | None = None
 
 
 class ActionBody(Strict):
@@ -154,6 +202,8 @@ class ClaimPublic(BaseModel):
     public: bool
     state: State
     reject_reason: str | None
+    figure: ClaimFigure | None = None
+    source: ClaimSource | None = None
     verdict: VerdictPublic | None
     assignee_id: int | None
     lease_expires_at: datetime | None

@@ -38,9 +38,10 @@ from app.clock import clock
 from app.config import Settings
 from app.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
 from app.evidence.models import Evidence
+from app.intake import related
 from app.publishing.ratings import scale_for
 
-CONTENT_FIELDS = ("text", "claimant", "appearance_url", "appeared_at", "outlet", "context", "language")
+CONTENT_FIELDS = ("text", "claimant", "appearance_url", "appeared_at", "outlet", "context", "language", "figure")
 TRIAGE_FIELDS = ("tags", "priority", "due_at", "public")
 MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
@@ -158,7 +159,15 @@ def _set_tags(session: Session, claim: Claim, tags: list[str]) -> None:
 # --- creation -------------------------------------------------------------------------------
 
 
-def create_claim(session: Session, *, principal: Principal, data: ClaimCreate, settings: Settings) -> Claim:
+def create_claim(
+    session: Session,
+    *,
+    principal: Principal,
+    data: ClaimCreate,
+    settings: Settings,
+    source: dict[str, Any] | None = None,
+) -> Claim:
+    """``source`` ({article_id, start, end}) is set by intake when a claim is taken from an article."""
     now = clock.now()
     tags = list(dict.fromkeys(data.tags))
     claim = Claim(
@@ -174,6 +183,8 @@ def create_claim(session: Session, *, principal: Principal, data: ClaimCreate, s
         priority_rank=PRIORITY_RANK[data.priority],
         due_at=data.due_at,
         public=settings.public_by_default if data.public is None else data.public,
+        figure=data.figure.model_dump(mode="json") if data.figure else None,
+        source=source,
         state=states.initial_state().value,
         version=1,
         created_by=principal.user_id,
@@ -186,14 +197,23 @@ def create_claim(session: Session, *, principal: Principal, data: ClaimCreate, s
     assert claim.id is not None
     if tags:
         session.execute(sa.insert(ClaimTag), [{"claim_id": claim.id, "tag": t} for t in tags])
-    emit_claim_event(
-        session,
-        claim,
-        "claim.created",
-        principal.actor,
-        {"text": claim.text, "claimant": claim.claimant, "priority": claim.priority, "tags": tags},
-        at=now,
-    )
+    created: dict[str, Any] = {"text": claim.text, "claimant": claim.claimant, "priority": claim.priority, "tags": tags}
+    if claim.figure is not None:
+        created["figure"] = claim.figure
+    if source is not None:
+        created["source"] = source
+    emit_claim_event(session, claim, "claim.created", principal.actor, created, at=now)
+    # Marked, never hidden or merged: the desk decides what a likely duplicate is.
+    duplicates = related.register_claim(session, claim)
+    if duplicates:
+        emit_claim_event(
+            session,
+            claim,
+            "claim.duplicate_suspected",
+            principal.actor,
+            {"duplicates": [{"claim_id": m.claim.id, "similarity": m.score} for m in duplicates]},
+            at=now,
+        )
     return claim
 
 
@@ -246,6 +266,8 @@ def update_claim(
             raise Unprocessable("public cannot be null.", errors=[{"loc": ["body", "public"]}])
         if name == "tags":
             value = list(dict.fromkeys(value or []))
+        if name == "figure":
+            value = data.figure.model_dump(mode="json") if data.figure else None
         before = getattr(claim, name)
         if before == value:
             continue
@@ -262,6 +284,8 @@ def update_claim(
     _touch(claim, principal.actor, now)
     _renew_lease(claim, principal, settings, now)
     session.flush()
+    if "text" in changes:
+        related.index_claim(session, claim)
     emit_claim_event(session, claim, "claim.updated", principal.actor, {"changes": changes}, at=now)
     return claim
 
@@ -846,6 +870,8 @@ def present(
                 public=c.public,
                 state=State(c.state),
                 reject_reason=c.reject_reason,
+                figure=c.figure,
+                source=c.source,
                 verdict=verdict,
                 assignee_id=c.assignee_id,
                 lease_expires_at=c.lease_expires_at,
