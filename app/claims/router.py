@@ -33,6 +33,7 @@ from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import IdempotencyKey, IfMatch, SettingsDep
 from app.errors import DomainError, Unprocessable
 from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.validation import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
@@ -156,10 +157,12 @@ def list_claims(
     settings: SettingsDep,
     state: Annotated[list[State] | None, Query(description="One or more states.")] = None,
     assignee: Annotated[str | None, Query(description="A user id, or `me`.", max_length=20)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64, pattern=NO_NUL_PATTERN)] = None,
     priority: Priority | None = None,
-    claimant: Annotated[str | None, Query(max_length=300)] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Full-text search.")] = None,
+    claimant: Annotated[str | None, Query(max_length=300, pattern=NO_NUL_PATTERN)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Full-text search.")
+    ] = None,
     overdue: bool | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
@@ -335,6 +338,4 @@ def list_events(
         rows = rows[:limit]
         next_cursor = encode_cursor("events", rows[-1].id)
     set_link_header(request, response, next_cursor)
-    return EventList(
-        items=[EventPublic.model_validate(e, from_attributes=True) for e in rows], next_cursor=next_cursor
-    )
+    return EventList(items=[EventPublic.model_validate(e, from_attributes=True) for e in rows], next_cursor=next_cursor)

@@ -6,10 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJsonSchema, model_validator
 
 from app.claims.states import State
 from app.intake.numbers import QUALIFIERS, VAGUE_QUALIFIERS
+from app.validation import StrictInput
 
 MAX_TEXT = 1000
 # The qualifiers the intake extractor gives a figure ("at least 40", "dozens", "between 30 and 40").
@@ -62,15 +63,13 @@ Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), 
 Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
 Tag = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$"
-    ),
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64, pattern=r"^[^\s,]+$"),
 ]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Strict(StrictInput):
+    pass
 
 
 def _qualifier(value: str) -> str:

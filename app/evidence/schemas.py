@@ -4,9 +4,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from app.claims.schemas import Dimension, Url
+from app.validation import StrictInput
 
 
 class Stance(StrEnum):
@@ -24,18 +25,12 @@ NoteText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(StrictInput):
     """A link or a note, as JSON. Files are uploaded as multipart with the part `file`."""
 
-    model_config = ConfigDict(extra="forbid")
-
     kind: Literal["link", "note"]
-    url: Url | None = Field(
-        default=None, description="For links: http or https only. Never fetched by the service."
-    )
-    archived_url: Url | None = Field(
-        default=None, description="An archived copy (e.g. a web archive snapshot)."
-    )
+    url: Url | None = Field(default=None, description="For links: http or https only. Never fetched by the service.")
+    archived_url: Url | None = Field(default=None, description="An archived copy (e.g. a web archive snapshot).")
     accessed_at: datetime | None = None
     note: NoteText | None = Field(default=None, description="What the item shows; required for notes.")
     stance: Stance = Stance.context
@@ -43,9 +38,7 @@ class EvidenceIn(BaseModel):
     visibility: Visibility = Visibility.internal
 
 
-class ReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReasonIn(StrictInput):
     reason: Reason
 
 

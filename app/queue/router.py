@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StringConstraints
 
 from app.auth.deps import Checker
 from app.claims import service as claims_service
@@ -15,18 +15,15 @@ from app.deps import SettingsDep
 from app.errors import InvalidCursor
 from app.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor, set_link_header
 from app.queue import service
+from app.validation import NO_NUL_PATTERN, StrictInput
 
 router = APIRouter(prefix="/api/v1", tags=["queue"])
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
-class NextIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    tags: list[Tag] | None = Field(
-        default=None, max_length=20, description="Only claims with any of these tags."
-    )
+class NextIn(StrictInput):
+    tags: list[Tag] | None = Field(default=None, max_length=20, description="Only claims with any of these tags.")
 
 
 @router.post(
@@ -48,9 +45,7 @@ def take_next(
     settings: SettingsDep,
     body: Annotated[NextIn | None, Body()] = None,
 ) -> Any:
-    claim = service.take_next(
-        session, principal=principal, settings=settings, tags=body.tags if body else None
-    )
+    claim = service.take_next(session, principal=principal, settings=settings, tags=body.tags if body else None)
     if claim is None:
         return Response(status_code=204)
     out = claims_service.present(session, [claim], principal=principal, settings=settings)[0]
@@ -73,7 +68,10 @@ def list_queue(
     principal: Checker,
     session: ReadSessionDep,
     settings: SettingsDep,
-    tag: Annotated[list[str] | None, Query(description="Only claims with any of these tags.")] = None,
+    tag: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL_PATTERN)]] | None,
+        Query(description="Only claims with any of these tags."),
+    ] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> ClaimList:

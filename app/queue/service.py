@@ -32,9 +32,7 @@ def _queued(tags: list[str] | None) -> sa.Select[Any]:
     stmt = sa.select(Claim).where(col(Claim.state) == State.queued.value)
     if tags:
         stmt = stmt.where(
-            sa.exists().where(
-                col(ClaimTag.claim_id) == col(Claim.id), col(ClaimTag.tag).in_([t.lower() for t in tags])
-            )
+            sa.exists().where(col(ClaimTag.claim_id) == col(Claim.id), col(ClaimTag.tag).in_([t.lower() for t in tags]))
         )
     return stmt.order_by(*QUEUE_ORDER)
 

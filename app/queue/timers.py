@@ -58,9 +58,7 @@ def expire_leases(database: Database, settings: Settings) -> int:
             # Re-checked under the lock: the assignee may have renewed it in the meantime.
             if claim.lease_expires_at is None or claim.lease_expires_at > clock.now():
                 continue
-            if claims_service.system_action(
-                session, claim_id=claim_id, action=Action.expire_lease, settings=settings
-            ):
+            if claims_service.system_action(session, claim_id=claim_id, action=Action.expire_lease, settings=settings):
                 done += 1
     return done
 
@@ -84,9 +82,7 @@ def due_rechecks(database: Database, settings: Settings) -> int:
             claim = claims_service.lock_claim(session, claim_id)
             if claim.verdict_recheck_at is None or claim.verdict_recheck_at > clock.now():
                 continue
-            if claims_service.system_action(
-                session, claim_id=claim_id, action=Action.recheck, settings=settings
-            ):
+            if claims_service.system_action(session, claim_id=claim_id, action=Action.recheck, settings=settings):
                 done += 1
     return done
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+
+from app.validation import StrictInput
 
 
-class AssignmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignmentIn(StrictInput):
     user_id: int = Field(gt=0)
     role: Literal["assignee", "reviewer"] = Field(
         description="assignee: the one checker working the claim (starts a queued claim for them); "
@@ -37,9 +37,7 @@ class AssignmentsOut(BaseModel):
     reviewers: list[ReviewerOut]
 
 
-class CommentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CommentIn(StrictInput):
     body: Annotated[str, StringConstraints(max_length=20_000)] = Field(
         description="Markdown-free text; mention people as @email to notify them.",
         examples=["@noor@desk.example the archive copy contradicts the date"],

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 
 from app.auth.deps import Admin
 from app.claims.service import parse_id
@@ -14,6 +14,7 @@ from app.clock import clock
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
 from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.validation import StrictInput
 from app.webhooks import service
 from app.webhooks.models import ALL_EVENTS, EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -52,8 +53,8 @@ def _check_events(value: list[str] | None) -> list[str] | None:
     return names
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Strict(StrictInput):
+    pass
 
 
 class WebhookIn(Strict):

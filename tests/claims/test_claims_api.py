@@ -273,3 +273,21 @@ def test_full_text_search_in_many_scripts(j: Journey) -> None:
     assert search("الوزارة") == {ids["ar"]}
     assert search("turnout capital") == {ids["other"]}
     assert search("nothing-like-this") == set()
+
+
+def test_nul_characters_are_refused_everywhere(j: Journey, database) -> None:
+    before = _count(database, "claims")
+    for body in ({"text": "a\u0000b"}, {"text": "ok", "claimant": "\u0000"}, {"text": "ok", "tags": ["a\u0000"]}):
+        r = j.client.post("/api/v1/claims", json=body, headers=j.contributor.headers)
+        assert r.status_code == 422 and "NUL" in r.text, body
+    assert _count(database, "claims") == before
+    cid = j.create()["id"]
+    assert j.client.get("/api/v1/claims", params={"q": "a\u0000"}, headers=j.viewer.headers).status_code == 422
+    assert j.client.get("/api/v1/claims", params={"claimant": "\u0000"}, headers=j.viewer.headers).status_code == 422
+    assert j.client.get("/api/v1/queue", params={"tag": "x\u0000"}, headers=j.checker.headers).status_code == 422
+    assert j.client.get("/api/v1/queue", params={"tag": "flood"}, headers=j.checker.headers).status_code == 200
+    r = j.client.post(f"/api/v1/claims/{cid}/comments", json={"body": "\u0000"}, headers=j.checker.headers)
+    assert r.status_code == 422
+    r = j.client.post("/api/v1/users", json={"email": "a\u0000@b.c", "name": "x", "role": "viewer"},
+                      headers=j.admin.headers)
+    assert r.status_code == 422
