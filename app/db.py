@@ -136,9 +136,7 @@ def _session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = _factories.get(key)
     if factory is None:
         with _factories_lock:
-            factory = _factories.setdefault(
-                key, sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-            )
+            factory = _factories.setdefault(key, sessionmaker(bind=engine, expire_on_commit=False, autoflush=False))
     return factory
 
 

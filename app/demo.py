@@ -57,9 +57,7 @@ def load_demo(database: Database, settings: Settings, *, out: TextIO) -> None:
                 session, actor=Actor.system(), email=email, name=name, role=role, password=DEMO_PASSWORD
             )
             assert user.id is not None
-            row, key = auth_service.create_api_key(
-                session, actor=Actor.system(), user_id=user.id, name="demo"
-            )
+            row, key = auth_service.create_api_key(session, actor=Actor.system(), user_id=user.id, name="demo")
             people[email.split("@")[0]] = Principal(user.id, role, email, name, row.id)
             if email == ADMIN_EMAIL:
                 admin_key = key
@@ -93,9 +91,7 @@ def _load_claims(session: Any, p: dict[str, Principal], settings: Settings) -> N
         return claim.id
 
     def act(who: Principal, cid: int, action: str, **kw: Any) -> None:
-        claims.perform_action(
-            session, principal=who, claim_id=cid, action_name=action, settings=settings, **kw
-        )
+        claims.perform_action(session, principal=who, claim_id=cid, action_name=action, settings=settings, **kw)
 
     def note(who: Principal, cid: int, text: str, **kw: Any) -> None:
         evidence.add_evidence(

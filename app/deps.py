@@ -21,7 +21,5 @@ IfMatch = Annotated[
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Header(
-        max_length=255, description="Makes a retry safe: the same key and body replay the first response."
-    ),
+    Header(max_length=255, description="Makes a retry safe: the same key and body replay the first response."),
 ]

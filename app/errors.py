@@ -89,3 +89,8 @@ class Unprocessable(DomainError):
 
 class TooManyRequests(DomainError):
     status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for an error answered as problem+json."""
+    return {"description": description, "content": {"application/problem+json": {}}}

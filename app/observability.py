@@ -44,9 +44,7 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
-        self.in_flight = Gauge(
-            "claimdesk_http_requests_in_flight", "Requests being served.", registry=self.registry
-        )
+        self.in_flight = Gauge("claimdesk_http_requests_in_flight", "Requests being served.", registry=self.registry)
 
 
 class RequestContextMiddleware:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request, Response
 
@@ -12,6 +13,8 @@ from app.errors import InvalidCursor
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+T = TypeVar("T")
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (max 500).")]
 CursorQuery = Annotated[
@@ -52,3 +55,22 @@ def set_link_header(request: Request, response: Response, next_cursor: str | Non
         return
     url = request.url.include_query_params(cursor=next_cursor)
     response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+def finish_page(
+    request: Request,
+    response: Response,
+    rows: list[T],
+    *,
+    limit: int,
+    kind: str,
+    position: Callable[[T], Any] = lambda row: row.id,  # type: ignore[attr-defined]
+) -> tuple[list[T], str | None]:
+    """Services fetch ``limit + 1`` rows; keep ``limit``, and when there were more, hand out a cursor
+    at the last row kept and say so in a Link header."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    cursor = encode_cursor(kind, position(rows[-1]))
+    set_link_header(request, response, cursor)
+    return rows, cursor

@@ -69,6 +69,4 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     response: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
     location: str | None = Field(default=None, sa_column=sa.Column(sa.String(512), nullable=True))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False, index=True))

@@ -162,13 +162,9 @@ def verify_chains(session: Session, *, batch: int = 5000) -> tuple[int, list[Cha
         checked += 1
         want_seq, want_prev = expected.get(event.subject, (1, GENESIS))
         if event.seq != want_seq:
-            problems.append(
-                ChainProblem(event.subject, event.seq, f"expected seq {want_seq} (event removed?)")
-            )
+            problems.append(ChainProblem(event.subject, event.seq, f"expected seq {want_seq} (event removed?)"))
         if event.prev_hash != want_prev:
-            problems.append(
-                ChainProblem(event.subject, event.seq, "prev_hash does not match the previous event")
-            )
+            problems.append(ChainProblem(event.subject, event.seq, "prev_hash does not match the previous event"))
         digest = event_hash(
             prev_hash=event.prev_hash,
             subject=event.subject,
@@ -181,9 +177,7 @@ def verify_chains(session: Session, *, batch: int = 5000) -> tuple[int, list[Cha
             created_at=event.created_at,
         )
         if digest != event.hash:
-            problems.append(
-                ChainProblem(event.subject, event.seq, "hash does not match the event (altered?)")
-            )
+            problems.append(ChainProblem(event.subject, event.seq, "hash does not match the event (altered?)"))
         expected[event.subject] = (event.seq + 1, event.hash)
     return checked, problems
 

@@ -25,9 +25,7 @@ class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(
-        sa_column=sa.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True)
-    )
+    user_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True))
     name: str = Field(default="", sa_column=sa.Column(sa.String(200), nullable=False, default=""))
     prefix: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
     key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))

@@ -23,25 +23,23 @@ from app.auth.schemas import (
 )
 from app.claims.service import parse_id
 from app.db import ReadSessionDep, WriteSessionDep
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.errors import problem_response
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
 router = APIRouter(prefix="/api/v1", tags=["users and keys"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key", **PROBLEM},
-    403: {"description": "Admins only", **PROBLEM},
-    404: {"description": "Unknown user or key", **PROBLEM},
-    409: {"description": "Duplicate email, or it would remove the last admin or key", **PROBLEM},
-    422: {"description": "Invalid input", **PROBLEM},
+    401: problem_response("No valid API key"),
+    403: problem_response("Admins only"),
+    404: problem_response("Unknown user or key"),
+    409: problem_response("Duplicate email, or it would remove the last admin or key"),
+    422: problem_response("Invalid input"),
 }
 
 
 def _user(u: User) -> UserPublic:
     assert u.id is not None
-    return UserPublic(
-        id=u.id, email=u.email, name=u.name, role=Role(u.role), active=u.active, created_at=u.created_at
-    )
+    return UserPublic(id=u.id, email=u.email, name=u.name, role=Role(u.role), active=u.active, created_at=u.created_at)
 
 
 def _key(k: ApiKey) -> ApiKeyPublic:
@@ -61,9 +59,7 @@ def me(principal: Viewer, session: ReadSessionDep) -> Me:
     responses=ERRORS,
     summary="Create a user",
 )
-def create_user(
-    body: UserCreate, principal: Admin, session: WriteSessionDep, response: Response
-) -> UserPublic:
+def create_user(body: UserCreate, principal: Admin, session: WriteSessionDep, response: Response) -> UserPublic:
     user = service.create_user(
         session,
         actor=principal.actor,
@@ -86,11 +82,7 @@ def list_users(
     cursor: CursorQuery = None,
 ) -> UserList:
     rows = service.list_users(session, after_id=int_position(cursor, "users"), limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("users", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="users")
     return UserList(items=[_user(u) for u in rows], next_cursor=next_cursor)
 
 
@@ -127,9 +119,7 @@ def update_user(user_id: str, body: UserUpdate, principal: Admin, session: Write
     summary="Create an API key",
     description="The key is in the response once; only its hash is stored.",
 )
-def create_api_key(
-    user_id: str, body: ApiKeyCreate, principal: Admin, session: WriteSessionDep
-) -> ApiKeyCreated:
+def create_api_key(user_id: str, body: ApiKeyCreate, principal: Admin, session: WriteSessionDep) -> ApiKeyCreated:
     row, raw = service.create_api_key(
         session,
         actor=principal.actor,
@@ -140,9 +130,7 @@ def create_api_key(
     return ApiKeyCreated(**_key(row).model_dump(), key=raw)
 
 
-@router.get(
-    "/users/{user_id}/api-keys", response_model=ApiKeyList, responses=ERRORS, summary="List a user's keys"
-)
+@router.get("/users/{user_id}/api-keys", response_model=ApiKeyList, responses=ERRORS, summary="List a user's keys")
 def list_api_keys(
     request: Request,
     response: Response,
@@ -155,16 +143,10 @@ def list_api_keys(
     rows = service.list_api_keys(
         session, user_id=parse_id(user_id, "user"), after_id=int_position(cursor, "keys"), limit=limit
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("keys", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="keys")
     return ApiKeyList(items=[_key(k) for k in rows], next_cursor=next_cursor)
 
 
-@router.delete(
-    "/api-keys/{key_id}", response_model=ApiKeyPublic, responses=ERRORS, summary="Revoke an API key"
-)
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyPublic, responses=ERRORS, summary="Revoke an API key")
 def revoke_api_key(key_id: str, principal: Admin, session: WriteSessionDep) -> ApiKeyPublic:
     return _key(service.revoke_api_key(session, actor=principal.actor, key_id=parse_id(key_id, "API key")))

@@ -111,9 +111,7 @@ def update_user(
     if user is None:
         raise NotFound(f"No user with id {user_id}.")
     losing_admin = (
-        user.role == Role.admin.value
-        and user.active
-        and ((role is not None and role != Role.admin) or active is False)
+        user.role == Role.admin.value and user.active and ((role is not None and role != Role.admin) or active is False)
     )
     if losing_admin and _active_admin_ids(session) == [user.id]:
         raise Conflict("This is the last active admin: promote another admin first.")

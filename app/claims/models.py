@@ -60,17 +60,13 @@ class Claim(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
     review_round: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
 
-    published_verdict: dict[str, Any] | None = Field(
-        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
-    )
+    published_verdict: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     published_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
     first_published_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
 
     version: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False))
     created_by: int | None = Field(default=None, sa_column=_fk("users.id"))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False, index=True))
     updated_by: int | None = Field(default=None, sa_column=_fk("users.id"))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False))
 
@@ -118,9 +114,7 @@ class ClaimCorrection(SQLModel, table=True):
     reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     reopened_by: int | None = Field(default=None, sa_column=_fk("users.id"))
     reopened_at: datetime = Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False))
-    republished_verdict: dict[str, Any] | None = Field(
-        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
-    )
+    republished_verdict: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
     republished_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=True))
 
 

@@ -31,26 +31,22 @@ from app.claims.states import State
 from app.config import Settings
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import IdempotencyKey, IfMatch, SettingsDep
-from app.errors import DomainError, Unprocessable
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.errors import DomainError, Unprocessable, problem_response
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 from app.validation import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key", **PROBLEM},
-    403: {"description": "The role does not admit this", **PROBLEM},
-    404: {"description": "Unknown claim", **PROBLEM},
-    422: {"description": "Invalid input; `errors` lists the fields", **PROBLEM},
+    401: problem_response("No valid API key"),
+    403: problem_response("The role does not admit this"),
+    404: problem_response("Unknown claim"),
+    422: problem_response("Invalid input; `errors` lists the fields"),
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,
-    409: {
-        "description": "Not allowed from this state (`allowed_actions`) or unmet precondition (`missing`)",
-        **PROBLEM,
-    },
-    412: {"description": "If-Match is stale", **PROBLEM},
+    409: problem_response("Not allowed from this state (`allowed_actions`) or unmet precondition (`missing`)"),
+    412: problem_response("If-Match is stale"),
 }
 
 
@@ -68,7 +64,7 @@ def _etag(response: Response, claim: ClaimPublic) -> None:
     response_model=ClaimPublic,
     summary="Submit a claim",
     description="Creates a claim in state `submitted`. Send `Idempotency-Key` to make retries safe.",
-    responses={**COMMON_ERRORS, 409: {"description": "Same Idempotency-Key still running", **PROBLEM}},
+    responses={**COMMON_ERRORS, 409: problem_response("Same Idempotency-Key still running")},
 )
 def create_claim(
     request: Request,
@@ -147,7 +143,7 @@ def _validation_errors(exc: ValidationError, index: int) -> list[dict[str, Any]]
     response_model=ClaimList,
     summary="List claims",
     description="Newest first. Filters combine with AND. `q` is full-text search over text, claimant and context.",
-    responses={**COMMON_ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+    responses={**COMMON_ERRORS, 400: problem_response("Bad cursor")},
 )
 def list_claims(
     request: Request,
@@ -192,11 +188,7 @@ def list_claims(
     )
     before_id = int_position(cursor, "claims")
     rows = service.list_claims(session, filters=filters, before_id=before_id, limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("claims", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="claims")
     return ClaimList(
         items=service.present(session, rows, principal=principal, settings=settings), next_cursor=next_cursor
     )
@@ -320,7 +312,7 @@ def set_verdict(
     response_model=EventList,
     summary="The claim's audit timeline",
     description="Oldest first. Every event carries its place in the claim's hash chain.",
-    responses={**COMMON_ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+    responses={**COMMON_ERRORS, 400: problem_response("Bad cursor")},
 )
 def list_events(
     request: Request,
@@ -333,9 +325,5 @@ def list_events(
 ) -> EventList:
     after = int_position(cursor, "events")
     rows = service.list_events(session, claim_id=service.parse_id(claim_id), after_id=after, limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("events", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="events")
     return EventList(items=[EventPublic.model_validate(e, from_attributes=True) for e in rows], next_cursor=next_cursor)

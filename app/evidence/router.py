@@ -21,7 +21,7 @@ from app.claims.service import parse_id
 from app.config import Settings
 from app.db import Database, ReadSessionDep, WriteSessionDep, get_database
 from app.deps import IdempotencyKey, SettingsDep
-from app.errors import Gone, NotFound, Unprocessable, UnsupportedMediaType
+from app.errors import Gone, NotFound, Unprocessable, UnsupportedMediaType, problem_response
 from app.evidence import service
 from app.evidence.download import blob_response
 from app.evidence.models import Evidence
@@ -29,19 +29,18 @@ from app.evidence.schemas import EvidenceIn, EvidenceList, EvidencePublic, Reaso
 from app.evidence.service import StoredFile
 from app.evidence.storage import BlobNotFound
 from app.evidence.upload import ingest_upload
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
 log = logging.getLogger("claimdesk.evidence")
 
 router = APIRouter(prefix="/api/v1", tags=["evidence"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key", **PROBLEM},
-    403: {"description": "The role or object rule does not admit this", **PROBLEM},
-    404: {"description": "Unknown claim or evidence", **PROBLEM},
-    409: {"description": "Claim closed, already retracted or purged", **PROBLEM},
-    422: {"description": "Invalid input", **PROBLEM},
+    401: problem_response("No valid API key"),
+    403: problem_response("The role or object rule does not admit this"),
+    404: problem_response("Unknown claim or evidence"),
+    409: problem_response("Claim closed, already retracted or purged"),
+    422: problem_response("Invalid input"),
 }
 
 
@@ -83,8 +82,8 @@ FORM_FIELDS = ("stance", "dimension", "visibility", "note")
     ),
     responses={
         **ERRORS,
-        413: {"description": "Over the upload or JSON size limit", **PROBLEM},
-        415: {"description": "Not multipart or JSON, or a file type not allowed", **PROBLEM},
+        413: problem_response("Over the upload or JSON size limit"),
+        415: problem_response("Not multipart or JSON, or a file type not allowed"),
     },
     openapi_extra=UPLOAD_OPENAPI,
 )
@@ -204,11 +203,7 @@ def list_evidence(
     rows = service.list_evidence(
         session, claim_id=parse_id(claim_id), after_id=int_position(cursor, "evidence"), limit=limit
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("evidence", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="evidence")
     return EvidenceList(items=[service.present(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -245,8 +240,8 @@ def retract_evidence(
         200: {"description": "The file", "content": {"application/octet-stream": {}}},
         206: {"description": "Part of the file", "content": {"application/octet-stream": {}}},
         304: {"description": "Not modified (If-None-Match)"},
-        410: {"description": "Purged", **PROBLEM},
-        416: {"description": "Range not satisfiable", **PROBLEM},
+        410: problem_response("Purged"),
+        416: problem_response("Range not satisfiable"),
     },
     response_class=Response,
 )
@@ -295,7 +290,7 @@ def _load(database: Database, evidence_id: int) -> Evidence:
         "Destroys the file's bytes (in every storage adapter) and the note, url and filename, and keeps a "
         "tombstone: hash, size, who, when and why. evidence.purged goes on the claim's timeline."
     ),
-    responses={**ERRORS, 403: {"description": "Admins only", **PROBLEM}},
+    responses={**ERRORS, 403: problem_response("Admins only")},
 )
 def purge_evidence(request: Request, evidence_id: str, body: ReasonIn, principal: CurrentPrincipal) -> EvidencePublic:
     database = get_database(request)

@@ -48,9 +48,7 @@ def check_may_add(claim: Claim, principal: Principal) -> None:
             f"The claim is {claim.state}: evidence is added while it is being worked. Reopen it first.",
             state=claim.state,
         )
-    if not principal.has(Role.checker) and (
-        claim.created_by != principal.user_id or claim.state != State.submitted
-    ):
+    if not principal.has(Role.checker) and (claim.created_by != principal.user_id or claim.state != State.submitted):
         raise Forbidden("Contributors add evidence only to claims they submitted, while still submitted.")
 
 
@@ -69,9 +67,7 @@ def add_evidence(
     if stored is None and data.kind == "link" and not data.url:
         raise Unprocessable("A link needs a url.", errors=[{"loc": ["body", "url"], "msg": "required"}])
     if stored is None and data.kind == "note" and not data.note:
-        raise Unprocessable(
-            "A note needs its text in note.", errors=[{"loc": ["body", "note"], "msg": "required"}]
-        )
+        raise Unprocessable("A note needs its text in note.", errors=[{"loc": ["body", "note"], "msg": "required"}])
     if data.kind == "note" and (data.url or data.archived_url):
         raise Unprocessable("A note has no url; add a link instead.", errors=[{"loc": ["body", "url"]}])
     now = clock.now()
@@ -204,12 +200,7 @@ def other_live_copies(session: Session, *, sha256: str, except_id: int) -> int:
 
 def list_evidence(session: Session, *, claim_id: int, after_id: int | None, limit: int) -> list[Evidence]:
     claims_service.get_claim(session, claim_id)
-    stmt = (
-        sa.select(Evidence)
-        .where(col(Evidence.claim_id) == claim_id)
-        .order_by(col(Evidence.id))
-        .limit(limit + 1)
-    )
+    stmt = sa.select(Evidence).where(col(Evidence.claim_id) == claim_id).order_by(col(Evidence.id)).limit(limit + 1)
     if after_id is not None:
         stmt = stmt.where(col(Evidence.id) > after_id)
     return list(session.execute(stmt).scalars())

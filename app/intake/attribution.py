@@ -48,10 +48,42 @@ SPEECH_VERBS = wordset(
     puts"""
 )
 # Present-tense forms that are also common nouns ("the claims", "its estimates").
-AMBIGUOUS_FORMS = frozenset({"claims", "claim", "estimates", "estimate", "shows", "show", "finds", "reports", "puts",
-                             "put", "indicate", "deny", "allege", "say", "announce"})
-SHOW_VERBS = frozenset({"show", "shows", "showed", "suggest", "suggests", "suggested", "indicate", "indicates",
-                        "indicated", "found", "finds", "revealed", "reveals"})
+AMBIGUOUS_FORMS = frozenset(
+    {
+        "claims",
+        "claim",
+        "estimates",
+        "estimate",
+        "shows",
+        "show",
+        "finds",
+        "reports",
+        "puts",
+        "put",
+        "indicate",
+        "deny",
+        "allege",
+        "say",
+        "announce",
+    }
+)
+SHOW_VERBS = frozenset(
+    {
+        "show",
+        "shows",
+        "showed",
+        "suggest",
+        "suggests",
+        "suggested",
+        "indicate",
+        "indicates",
+        "indicated",
+        "found",
+        "finds",
+        "revealed",
+        "reveals",
+    }
+)
 CLAIM_VERBS = wordset(
     """claimed claims claim claiming alleged alleges allege alleging denied denies deny denying estimated
     estimates estimate insisted insists accused accuses blamed blames disputed disputes rejected rejects
@@ -62,25 +94,165 @@ TRAILING_VERBS = wordset(
     estimates confirmed reported stated argued cautioned stressed replied declared recalled recounts
     recounted observed"""
 )
-PRONOUNS = {"he": "person", "she": "person", "him": "person", "her": "person", "it": "org", "they": "any",
-            "we": "self", "i": "self", "you": "self"}
-QUANTIFIER_SUBJECTS = frozenset({"many", "some", "others", "few", "several", "most", "all", "both", "each", "none",
-                                 "one", "someone", "anyone", "everyone", "nobody", "this", "that", "which", "who"})
-DETERMINERS = frozenset({"the", "a", "an", "these", "those", "its", "their", "his", "her", "our", "such", "any",
-                         "no", "some", "first", "most", "newly", "widely", "this", "that", "every", "each"})
+PRONOUNS = {
+    "he": "person",
+    "she": "person",
+    "him": "person",
+    "her": "person",
+    "it": "org",
+    "they": "any",
+    "we": "self",
+    "i": "self",
+    "you": "self",
+}
+QUANTIFIER_SUBJECTS = frozenset(
+    {
+        "many",
+        "some",
+        "others",
+        "few",
+        "several",
+        "most",
+        "all",
+        "both",
+        "each",
+        "none",
+        "one",
+        "someone",
+        "anyone",
+        "everyone",
+        "nobody",
+        "this",
+        "that",
+        "which",
+        "who",
+    }
+)
+DETERMINERS = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "these",
+        "those",
+        "its",
+        "their",
+        "his",
+        "her",
+        "our",
+        "such",
+        "any",
+        "no",
+        "some",
+        "first",
+        "most",
+        "newly",
+        "widely",
+        "this",
+        "that",
+        "every",
+        "each",
+    }
+)
 AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "been", "being", "am"})
-NEGATIONS = frozenset({"not", "never", "n't", "didn't", "hasn't", "haven't", "hadn't", "wouldn't", "won't",
-                       "cannot", "can't", "couldn't", "declined", "refused"})
+NEGATIONS = frozenset(
+    {
+        "not",
+        "never",
+        "n't",
+        "didn't",
+        "hasn't",
+        "haven't",
+        "hadn't",
+        "wouldn't",
+        "won't",
+        "cannot",
+        "can't",
+        "couldn't",
+        "declined",
+        "refused",
+    }
+)
 MODALS = frozenset({"would", "could", "should", "might", "may", "must", "will", "shall", "can", "to"})
-NP_ADVERBS = frozenset({"also", "later", "earlier", "previously", "again", "further", "repeatedly", "separately",
-                        "then", "now", "has", "have", "had", "however", "already", "recently", "once",
-                        "initially", "first", "officially", "publicly", "privately", "reportedly", "jointly",
-                        "similarly", "likewise", "subsequently", "meanwhile", "himself", "herself", "itself",
-                        "themselves", "just", "only", "still", "even", "too", "did", "does", "do"})
-LEADING_CONJUNCTIONS = frozenset({"and", "but", "while", "as", "so", "then", "however", "meanwhile", "yet",
-                                  "although", "though", "whereas", "because", "since", "when", "after", "before",
-                                  "also", "by", "from", "with", "via", "per", "in", "on", "at", "to", "of",
-                                  "identified", "named", "described"})
+NP_ADVERBS = frozenset(
+    {
+        "also",
+        "later",
+        "earlier",
+        "previously",
+        "again",
+        "further",
+        "repeatedly",
+        "separately",
+        "then",
+        "now",
+        "has",
+        "have",
+        "had",
+        "however",
+        "already",
+        "recently",
+        "once",
+        "initially",
+        "first",
+        "officially",
+        "publicly",
+        "privately",
+        "reportedly",
+        "jointly",
+        "similarly",
+        "likewise",
+        "subsequently",
+        "meanwhile",
+        "himself",
+        "herself",
+        "itself",
+        "themselves",
+        "just",
+        "only",
+        "still",
+        "even",
+        "too",
+        "did",
+        "does",
+        "do",
+    }
+)
+LEADING_CONJUNCTIONS = frozenset(
+    {
+        "and",
+        "but",
+        "while",
+        "as",
+        "so",
+        "then",
+        "however",
+        "meanwhile",
+        "yet",
+        "although",
+        "though",
+        "whereas",
+        "because",
+        "since",
+        "when",
+        "after",
+        "before",
+        "also",
+        "by",
+        "from",
+        "with",
+        "via",
+        "per",
+        "in",
+        "on",
+        "at",
+        "to",
+        "of",
+        "identified",
+        "named",
+        "described",
+    }
+)
 CLAUSE_VERBS = wordset(
     """is are was were has have had will would could can may might must shall should do does did be been
     being get got gets make made takes took take give gave given keep kept won win lost lose launched
@@ -108,8 +280,25 @@ ORG_HEADS = wordset(
     foundation charity coalition police court board centre center bureau observatory monitor mission
     secretariat administration cabinet parliament assembly operator station broadcaster newspaper"""
 )
-COMPANY_HEADS = frozenset({"company", "firm", "manufacturer", "maker", "business", "employer", "owner", "carrier",
-                           "operator", "group", "supplier", "retailer", "lender", "insurer", "developer"})
+COMPANY_HEADS = frozenset(
+    {
+        "company",
+        "firm",
+        "manufacturer",
+        "maker",
+        "business",
+        "employer",
+        "owner",
+        "carrier",
+        "operator",
+        "group",
+        "supplier",
+        "retailer",
+        "lender",
+        "insurer",
+        "developer",
+    }
+)
 COMPANY_SUFFIXES = wordset(
     """inc ltd plc llc corp corporation company co group holdings industries components motors systems
     technologies energy foods airlines airways pharmaceuticals pharma gmbh ag sa nv bv partners
@@ -150,7 +339,7 @@ _TIME_TAIL = re.compile(
 _NAME = re.compile(
     r"(?:[A-Z][a-z]+\.?\s+)*[A-Z][a-z]+(?:[-'\u2019][A-Z]?[a-z]+)?(?:\s+[A-Z][a-z]+(?:[-'\u2019][A-Z]?[a-z]+)?)+"
 )
-_QUOTE_CHARS = "\"\u201c\u201d"
+_QUOTE_CHARS = '"\u201c\u201d'
 _CALENDAR_WORDS = wordset(
     """monday tuesday wednesday thursday friday saturday sunday january february march april may june july
     august september october november december today yesterday last this next earlier later"""
@@ -281,8 +470,14 @@ def _strip_np(np: str) -> str:
 def _np_before(masked: str, verb_start: int) -> str | None:
     """The subject noun phrase ending right before a reporting verb at ``verb_start``."""
     head = masked[:verb_start]
-    cut = max(head.rfind(MASK), head.rfind(";"), head.rfind(":"), head.rfind("("), head.rfind("\u2014"),
-              head.rfind(" \u2013 "))
+    cut = max(
+        head.rfind(MASK),
+        head.rfind(";"),
+        head.rfind(":"),
+        head.rfind("("),
+        head.rfind("\u2014"),
+        head.rfind(" \u2013 "),
+    )
     if cut >= 0:
         head = head[cut + 1 :]
     segments = [" ".join(seg.split()) for seg in head.split(",")]
@@ -341,15 +536,9 @@ def _np_from_segment(segment: str) -> str:
     kept: list[str] = []
     for w in reversed(segment.split()):
         lw = w.lower().strip(".,")
-        if lw in CLAUSE_VERBS or w.strip(".,") in ("that", "which", "who", "whom", "and", "but", "while", "when",
-                                                   "if"):
+        if lw in CLAUSE_VERBS or w.strip(".,") in ("that", "which", "who", "whom", "and", "but", "while", "when", "if"):
             break
-        if (
-            lw.endswith("ed")
-            and kept
-            and lw not in ("united", "armed", "red", "indeed")
-            and not w[:1].isupper()
-        ):
+        if lw.endswith("ed") and kept and lw not in ("united", "armed", "red", "indeed") and not w[:1].isupper():
             break
         kept.append(w)
     kept.reverse()
@@ -399,7 +588,7 @@ def _valid_np(np: str | None) -> bool:
 
 
 def _possessor(np: str) -> str:
-    """"The interior ministry's figures" -> "The interior ministry"."""
+    """ "The interior ministry's figures" -> "The interior ministry"."""
     m = re.match(
         r"^(?P<x>.+?)['\u2019]s?\s+(?:own\s+|latest\s+|new\s+|official\s+|preliminary\s+|provisional\s+|"
         r"annual\s+|budget\s+|internal\s+)*(?:figures|data|tally|count|estimates?|records?|statistics|"
@@ -453,14 +642,31 @@ def _prev_words(masked: str, pos: int, n: int = 3) -> list[str]:
 
 
 def _noun_use(verb: str, rest: str) -> bool:
-    """"the claims were", "its estimates of", "preliminary estimates show": a noun, not a verb."""
+    """ "the claims were", "its estimates of", "preliminary estimates show": a noun, not a verb."""
     if verb not in AMBIGUOUS_FORMS:
         return False
     nxt = re.match(r"\s+([A-Za-z]+)", rest)
     nxt_word = nxt.group(1).lower() if nxt else ""
     return (
-        nxt_word in ("were", "was", "are", "is", "have", "has", "had", "of", "and", "for", "by", "from", "about",
-                     "to", "in", "on")
+        nxt_word
+        in (
+            "were",
+            "was",
+            "are",
+            "is",
+            "have",
+            "has",
+            "had",
+            "of",
+            "and",
+            "for",
+            "by",
+            "from",
+            "about",
+            "to",
+            "in",
+            "on",
+        )
         or nxt_word in SPEECH_VERBS
         or nxt_word in CLAUSE_VERBS
     )
@@ -515,8 +721,7 @@ def _trailing(masked: str) -> _Own | None:
         if tail_words and (tail_words[0][:1].isdigit() or tail_words[0].lower() in _NUMBER_WORDS):
             continue  # "an estimated 45,000": the verb has a numeric object, it is not an attribution
         prev = _prev_words(masked, vs, 2)
-        if prev and (prev[-1] in NEGATIONS or prev[-1] in MODALS or prev[-1] in AUXILIARIES
-                     or prev[-1] in DETERMINERS):
+        if prev and (prev[-1] in NEGATIONS or prev[-1] in MODALS or prev[-1] in AUXILIARIES or prev[-1] in DETERMINERS):
             continue
         subject = _np_before(masked, vs)
         if subject is not None and _valid_np(subject) and len(subject.split()) <= 14:
@@ -580,8 +785,11 @@ def own_attribution(masked: str) -> _Own | None:
         np = _strip_np(m.group("np"))
         np = re.split(r"\s+(?:which|who|that)\s", np)[0]
         by = re.search(r"\b(?:by|from)\s+(.+)$", np)
-        if by and re.search(r"\b(?:published|released|compiled|obtained|issued|collected|seen|gathered|"
-                            r"provided|figures|data|results)\b", np[: by.start()]):
+        if by and re.search(
+            r"\b(?:published|released|compiled|obtained|issued|collected|seen|gathered|"
+            r"provided|figures|data|results)\b",
+            np[: by.start()],
+        ):
             np = by.group(1)
         if _valid_np(np):
             return _Own(np, "according to", "according")
@@ -691,8 +899,10 @@ def _resolve(np: str, state: _State, sentence: Sentence, masked: str, at_start: 
                 return m.name
         return np
     # generic organisational reference: "the ministry", "the electoral office", "the firm"
-    if words and words[0].lower() in ("the", "this", "that") and not any(
-        w[:1].isupper() and "." not in w and "-" not in w for w in words[1:]
+    if (
+        words
+        and words[0].lower() in ("the", "this", "that")
+        and not any(w[:1].isupper() and "." not in w and "-" not in w for w in words[1:])
     ):
         content = [w.lower().strip(",.'\u2019") for w in words[1:]]
         head = content[-1] if content else ""
@@ -705,9 +915,7 @@ def _resolve(np: str, state: _State, sentence: Sentence, masked: str, at_start: 
                 if m.kind != "org" or m.position >= limit:
                     continue
                 lname = m.name.lower()
-                if head in lname.split() or (
-                    head in COMPANY_HEADS and lname.split()[-1] in COMPANY_SUFFIXES
-                ):
+                if head in lname.split() or (head in COMPANY_HEADS and lname.split()[-1] in COMPANY_SUFFIXES):
                     return m.name
     return np
 
@@ -773,16 +981,16 @@ def attribute_sentences(
         elif group_of[i] in group_claimant and (flags[i][0] or flags[i][1] or has_quote):
             gname, gverb = group_claimant[group_of[i]]
             att = Attribution(gname, "quote", gverb, True)
-        elif flags[i][2] and prev is not None and prev.claimant and i > 0 and (
-            sentences[i - 1].paragraph >= s.paragraph - 1
+        elif (
+            flags[i][2]
+            and prev is not None
+            and prev.claimant
+            and i > 0
+            and (sentences[i - 1].paragraph >= s.paragraph - 1)
         ):
             att = Attribution(prev.claimant, "carried", prev.verb, True)
         elif (
-            hedged is not None
-            and hedged[i]
-            and prev is not None
-            and prev.claimant
-            and ANAPHORIC_HEDGE.search(masks[i])
+            hedged is not None and hedged[i] and prev is not None and prev.claimant and ANAPHORIC_HEDGE.search(masks[i])
         ):
             att = Attribution(prev.claimant, "carried", prev.verb, False)
         else:

@@ -100,7 +100,7 @@ def detect_language(text: str) -> str:
 
 
 def normalise_language(code: str | None) -> str | None:
-    """"EN", "en-GB", "en_US" -> "en"; None stays None."""
+    """ "EN", "en-GB", "en_US" -> "en"; None stays None."""
     if code is None:
         return None
     code = code.strip().lower().replace("_", "-")

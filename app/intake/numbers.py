@@ -42,19 +42,50 @@ from dataclasses import dataclass
 from app.intake._util import wordset
 
 UNITS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
 }
 TENS = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
     "ninety": 90,
 }
 SCALES = {"hundred": 100.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 SHORT_SCALES = {"k": 1e3, "m": 1e6, "mn": 1e6, "mln": 1e6, "bn": 1e9, "b": 1e9, "tn": 1e12, "trn": 1e12}
 FRACTIONS = {
-    "half": 0.5, "halves": 0.5, "third": 1 / 3, "thirds": 1 / 3, "quarter": 0.25, "quarters": 0.25,
-    "fifth": 0.2, "fifths": 0.2, "tenth": 0.1, "tenths": 0.1,
+    "half": 0.5,
+    "halves": 0.5,
+    "third": 1 / 3,
+    "thirds": 1 / 3,
+    "quarter": 0.25,
+    "quarters": 0.25,
+    "fifth": 0.2,
+    "fifths": 0.2,
+    "tenth": 0.1,
+    "tenths": 0.1,
 }
 VAGUE = {
     # phrase (lower case, tokens joined by one space) -> (floor, canonical qualifier)
@@ -79,19 +110,44 @@ VAGUE_QUALIFIERS = frozenset(q for _, q in VAGUE.values())
 
 # Qualifier phrases directly before a number, longest first, mapped to the canonical qualifier.
 QUALIFIERS: tuple[tuple[str, str], ...] = (
-    ("no fewer than", "at least"), ("no less than", "at least"), ("a minimum of", "at least"),
+    ("no fewer than", "at least"),
+    ("no less than", "at least"),
+    ("a minimum of", "at least"),
     ("at least", "at least"),
-    ("as many as", "up to"), ("as much as", "up to"), ("no more than", "up to"), ("at most", "up to"),
-    ("a maximum of", "up to"), ("up to", "up to"),
-    ("in excess of", "more than"), ("upwards of", "more than"), ("well over", "more than"),
-    ("just over", "more than"), ("more than", "more than"), ("exceeding", "more than"),
-    ("well above", "more than"), ("over", "more than"), ("above", "more than"),
-    ("just under", "nearly"), ("just below", "nearly"), ("close to", "nearly"), ("nearly", "nearly"),
-    ("almost", "nearly"), ("approaching", "nearly"),
-    ("fewer than", "fewer than"), ("less than", "fewer than"), ("under", "fewer than"),
+    ("as many as", "up to"),
+    ("as much as", "up to"),
+    ("no more than", "up to"),
+    ("at most", "up to"),
+    ("a maximum of", "up to"),
+    ("up to", "up to"),
+    ("in excess of", "more than"),
+    ("upwards of", "more than"),
+    ("well over", "more than"),
+    ("just over", "more than"),
+    ("more than", "more than"),
+    ("exceeding", "more than"),
+    ("well above", "more than"),
+    ("over", "more than"),
+    ("above", "more than"),
+    ("just under", "nearly"),
+    ("just below", "nearly"),
+    ("close to", "nearly"),
+    ("nearly", "nearly"),
+    ("almost", "nearly"),
+    ("approaching", "nearly"),
+    ("fewer than", "fewer than"),
+    ("less than", "fewer than"),
+    ("under", "fewer than"),
     ("below", "fewer than"),
-    ("an estimated", "about"), ("estimated", "about"), ("approximately", "about"), ("roughly", "about"),
-    ("around", "about"), ("about", "about"), ("some", "about"), ("circa", "about"), ("approx", "about"),
+    ("an estimated", "about"),
+    ("estimated", "about"),
+    ("approximately", "about"),
+    ("roughly", "about"),
+    ("around", "about"),
+    ("about", "about"),
+    ("some", "about"),
+    ("circa", "about"),
+    ("approx", "about"),
     ("or so", "about"),
 )
 OPEN_HIGH = frozenset({"at least", "more than"})
@@ -99,24 +155,89 @@ OPEN_LOW = frozenset({"up to", "fewer than", "nearly"})
 
 CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "₽": "RUB", "₩": "KRW"}
 CURRENCY_WORDS = {
-    "dollar": "USD", "dollars": "USD", "usd": "USD", "euro": "EUR", "euros": "EUR", "eur": "EUR",
-    "pound": "GBP", "pounds": "GBP", "sterling": "GBP", "gbp": "GBP", "yen": "JPY", "rupees": "INR",
-    "roubles": "RUB", "rubles": "RUB", "francs": "CHF", "yuan": "CNY", "won": "KRW",
+    "dollar": "USD",
+    "dollars": "USD",
+    "usd": "USD",
+    "euro": "EUR",
+    "euros": "EUR",
+    "eur": "EUR",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "sterling": "GBP",
+    "gbp": "GBP",
+    "yen": "JPY",
+    "rupees": "INR",
+    "roubles": "RUB",
+    "rubles": "RUB",
+    "francs": "CHF",
+    "yuan": "CNY",
+    "won": "KRW",
 }
 MEASURE_UNITS = {
-    "km": "km", "kms": "km", "kilometre": "km", "kilometres": "km", "kilometer": "km", "kilometers": "km",
-    "mile": "mi", "miles": "mi", "mi": "mi", "metre": "m", "metres": "m", "meter": "m", "meters": "m",
-    "cm": "cm", "mm": "mm", "kg": "kg", "kilogram": "kg", "kilograms": "kg", "kilos": "kg",
-    "tonne": "t", "tonnes": "t", "ton": "t", "tons": "t", "hectare": "ha", "hectares": "ha", "ha": "ha",
-    "acre": "acres", "acres": "acres", "litre": "L", "litres": "L", "liter": "L", "liters": "L",
-    "mph": "mph", "kph": "km/h", "mw": "MW", "gw": "GW", "kwh": "kWh", "barrels": "barrels",
-    "degrees": "°", "feet": "ft", "ft": "ft", "inches": "in", "sq": "sq",
+    "km": "km",
+    "kms": "km",
+    "kilometre": "km",
+    "kilometres": "km",
+    "kilometer": "km",
+    "kilometers": "km",
+    "mile": "mi",
+    "miles": "mi",
+    "mi": "mi",
+    "metre": "m",
+    "metres": "m",
+    "meter": "m",
+    "meters": "m",
+    "cm": "cm",
+    "mm": "mm",
+    "kg": "kg",
+    "kilogram": "kg",
+    "kilograms": "kg",
+    "kilos": "kg",
+    "tonne": "t",
+    "tonnes": "t",
+    "ton": "t",
+    "tons": "t",
+    "hectare": "ha",
+    "hectares": "ha",
+    "ha": "ha",
+    "acre": "acres",
+    "acres": "acres",
+    "litre": "L",
+    "litres": "L",
+    "liter": "L",
+    "liters": "L",
+    "mph": "mph",
+    "kph": "km/h",
+    "mw": "MW",
+    "gw": "GW",
+    "kwh": "kWh",
+    "barrels": "barrels",
+    "degrees": "°",
+    "feet": "ft",
+    "ft": "ft",
+    "inches": "in",
+    "sq": "sq",
 }
 TIME_UNITS = {
-    "second": "seconds", "seconds": "seconds", "minute": "minutes", "minutes": "minutes",
-    "hour": "hours", "hours": "hours", "day": "days", "days": "days", "week": "weeks", "weeks": "weeks",
-    "month": "months", "months": "months", "year": "years", "years": "years", "decade": "decades",
-    "decades": "decades", "century": "centuries", "centuries": "centuries", "night": "nights",
+    "second": "seconds",
+    "seconds": "seconds",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "hour": "hours",
+    "hours": "hours",
+    "day": "days",
+    "days": "days",
+    "week": "weeks",
+    "weeks": "weeks",
+    "month": "months",
+    "months": "months",
+    "year": "years",
+    "years": "years",
+    "decade": "decades",
+    "decades": "decades",
+    "century": "centuries",
+    "centuries": "centuries",
+    "night": "nights",
     "nights": "nights",
 }
 PEOPLE_NOUNS = wordset(
@@ -263,8 +384,11 @@ def _word_number(toks: list[_Tok], i: int) -> tuple[float, int] | None:
     n = len(toks)
     while j < n:
         w = toks[j].low
-        if w in ("a", "an") and not seen_number and j + 1 < n and (
-            toks[j + 1].low in SCALES or toks[j + 1].low == "dozen"
+        if (
+            w in ("a", "an")
+            and not seen_number
+            and j + 1 < n
+            and (toks[j + 1].low in SCALES or toks[j + 1].low == "dozen")
         ):
             current = 1.0
             j += 1
@@ -280,8 +404,12 @@ def _word_number(toks: list[_Tok], i: int) -> tuple[float, int] | None:
             current = 0.0
         elif w == "dozen" and (seen_number or current):
             current = (current or 1.0) * 12
-        elif w == "half" and not seen_number and j + 2 < n and toks[j + 1].low == "a" and (
-            toks[j + 2].low in SCALES or toks[j + 2].low == "dozen"
+        elif (
+            w == "half"
+            and not seen_number
+            and j + 2 < n
+            and toks[j + 1].low == "a"
+            and (toks[j + 2].low in SCALES or toks[j + 2].low == "dozen")
         ):
             mult = 12.0 if toks[j + 2].low == "dozen" else SCALES[toks[j + 2].low]
             return 0.5 * mult, j + 2
@@ -290,13 +418,19 @@ def _word_number(toks: list[_Tok], i: int) -> tuple[float, int] | None:
         seen_number = True
         last = j
         # allow "forty-two", "one hundred and twenty"
-        if j + 2 < n and toks[j + 1].text in "-\u2011" and _adjacent(toks[j], toks[j + 1]) and (
-            toks[j + 2].low in UNITS or toks[j + 2].low in TENS
+        if (
+            j + 2 < n
+            and toks[j + 1].text in "-\u2011"
+            and _adjacent(toks[j], toks[j + 1])
+            and (toks[j + 2].low in UNITS or toks[j + 2].low in TENS)
         ):
             j += 2
             continue
-        if j + 2 < n and toks[j + 1].low == "and" and w in SCALES and (
-            toks[j + 2].low in UNITS or toks[j + 2].low in TENS
+        if (
+            j + 2 < n
+            and toks[j + 1].low == "and"
+            and w in SCALES
+            and (toks[j + 2].low in UNITS or toks[j + 2].low in TENS)
         ):
             j += 2
             continue
@@ -307,7 +441,7 @@ def _word_number(toks: list[_Tok], i: int) -> tuple[float, int] | None:
 
 
 def _fraction(toks: list[_Tok], i: int) -> tuple[float, int, bool] | None:
-    """"a third (of)", "two-thirds", "half (of)", "a quarter of a million", "one in five".
+    """ "a third (of)", "two-thirds", "half (of)", "a quarter of a million", "one in five".
 
     Returns (value, last token index, is_proportion)."""
     n = len(toks)
@@ -521,9 +655,7 @@ def _scan_atoms(toks: list[_Tok]) -> list[_Atom]:
                 wn = _word_number(toks, i)
                 if wn:
                     value, last = wn
-                    atom = _Atom(value, i, last, "word", scaled=any(
-                        toks[k].low in SCALES for k in range(i, last + 1)
-                    ))
+                    atom = _Atom(value, i, last, "word", scaled=any(toks[k].low in SCALES for k in range(i, last + 1)))
         if atom is None:
             i += 1
             continue
@@ -539,8 +671,10 @@ def _attach_units(toks: list[_Tok], atom: _Atom) -> None:
         prev = toks[atom.first - 1]
         if prev.text in CURRENCY_SYMBOLS and (_adjacent(prev, first) or prev.end + 1 == first.start):
             atom.currency = CURRENCY_SYMBOLS[prev.text]
-            if atom.first > 1 and toks[atom.first - 2].text in ("US", "A", "C", "HK", "NZ") and _adjacent(
-                toks[atom.first - 2], prev
+            if (
+                atom.first > 1
+                and toks[atom.first - 2].text in ("US", "A", "C", "HK", "NZ")
+                and _adjacent(toks[atom.first - 2], prev)
             ):
                 atom.currency = {"US": "USD", "A": "AUD", "C": "CAD", "HK": "HKD", "NZ": "NZD"}[
                     toks[atom.first - 2].text
@@ -658,7 +792,7 @@ def _unit_for(atom: _Atom, counted: str | None) -> str | None:
 
 
 def _is_compound_adjective(toks: list[_Tok], atom: _Atom) -> bool:
-    """"three-way race", "four-lane road", "a 20-storey block": descriptors, not quantities."""
+    """ "three-way race", "four-lane road", "a 20-storey block": descriptors, not quantities."""
     j = atom.last + 1
     if j + 1 < len(toks) and toks[j].text in "-\u2011" and _adjacent(toks[atom.last], toks[j]):
         nxt = toks[j + 1]
@@ -698,7 +832,14 @@ def find_figures(sentence: str, offset: int = 0) -> list[Figure]:
             if first in ("one", "a", "an") and atom.value == 1:
                 nxt = toks[atom.last + 1].low if atom.last + 1 < len(toks) else ""
                 if nxt not in PEOPLE_NOUNS and nxt not in {
-                    "person", "man", "woman", "child", "soldier", "civilian", "boy", "girl"
+                    "person",
+                    "man",
+                    "woman",
+                    "child",
+                    "soldier",
+                    "civilian",
+                    "boy",
+                    "girl",
                 }:
                     continue
                 if not _outcome_nearby(toks, atom.last + 1):
@@ -753,8 +894,8 @@ def find_figures(sentence: str, offset: int = 0) -> list[Figure]:
         if qual is None and tail + 1 < len(toks) and toks[tail].low == "or" and toks[tail + 1].low == "more":
             qual = "at least"
             last_atom.last = tail + 1
-        elif qual is None and tail < len(toks) and toks[tail].text == "+" and _adjacent(
-            toks[last_atom.last], toks[tail]
+        elif (
+            qual is None and tail < len(toks) and toks[tail].text == "+" and _adjacent(toks[last_atom.last], toks[tail])
         ):
             qual = "more than"
             last_atom.last = tail

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Body, Request, Response, status
 
 from app.auth.deps import Contributor, Editor, Viewer
 from app.claims import service as claims_service
-from app.claims.router import COMMON_ERRORS, PROBLEM
+from app.claims.router import COMMON_ERRORS
 from app.claims.schemas import ClaimPublic
 from app.claims.states import State
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
-from app.errors import NotFound
+from app.errors import NotFound, problem_response
 from app.intake import service
 from app.intake.models import Article
 from app.intake.schemas import (
@@ -30,13 +30,13 @@ from app.intake.schemas import (
     LinkPublic,
     RelatedPublic,
 )
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 
 ARTICLE_ERRORS: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,
-    404: {"description": "Unknown article, or not yours to see", **PROBLEM},
+    404: problem_response("Unknown article, or not yours to see"),
 }
 
 
@@ -73,7 +73,7 @@ def _index(raw: str) -> int:
         "hedges, score and the reasons for it). `text[start:end]` of the article is each candidate's "
         "text. Only English is analysed; another language gets no candidates and a `note`."
     ),
-    responses={**COMMON_ERRORS, 413: {"description": "The article is too long", **PROBLEM}},
+    responses={**COMMON_ERRORS, 413: problem_response("The article is too long")},
 )
 def create_article(
     body: ArticleIn, response: Response, principal: Contributor, session: WriteSessionDep
@@ -88,7 +88,7 @@ def create_article(
     response_model=ArticleList,
     summary="List articles",
     description="Newest first. Editors see every article; others see the ones they submitted.",
-    responses={**COMMON_ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+    responses={**COMMON_ERRORS, 400: problem_response("Bad cursor")},
 )
 def list_articles(
     request: Request,
@@ -99,11 +99,9 @@ def list_articles(
     cursor: CursorQuery = None,
 ) -> ArticleList:
     rows = service.list_articles(session, principal=principal, before_id=int_position(cursor, "articles"), limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("articles", rows[-1].article.id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(
+        request, response, rows, limit=limit, kind="articles", position=lambda r: r.article.id
+    )
     items = [
         ArticleSummary(
             id=r.article.id or 0,
@@ -150,7 +148,7 @@ def get_article(article_id: str, principal: Contributor, session: ReadSessionDep
     ),
     responses={
         **ARTICLE_ERRORS,
-        409: {"description": "Accepted before (`claim_id` names the claim)", **PROBLEM},
+        409: problem_response("Accepted before (`claim_id` names the claim)"),
     },
 )
 def accept_candidate(

@@ -65,8 +65,8 @@ _STOP = wordset(
     before since more less about up over some at least nearly almost people percent"""
 )
 _WORDNUM = re.compile(
-    r"\b(?:(?:" + "|".join(sorted([*UNITS, *TENS, "hundred", "thousand", "million", "billion", "dozen"],
-                                  key=len, reverse=True))
+    r"\b(?:(?:"
+    + "|".join(sorted([*UNITS, *TENS, "hundred", "thousand", "million", "billion", "dozen"], key=len, reverse=True))
     + r")(?:[\s-]+(?:and[\s-]+)?)?)+\b"
 )
 _SCALED = re.compile(r"(\d+(?:\.\d+)?)\s*(million|billion|trillion|thousand|bn|mn|m|k)\b")
@@ -113,8 +113,9 @@ def normalise(text: str) -> str:
     """Canonical form of ``text`` for comparison (see the module docstring)."""
     t = unicodedata.normalize("NFKC", text).casefold()
     t = _ascii_digits(t)
-    t = _THOUSANDS.sub(lambda m: m.group(0).replace(",", "").replace(" ", "").replace("\u00a0", "")
-                       .replace("\u202f", ""), t)
+    t = _THOUSANDS.sub(
+        lambda m: m.group(0).replace(",", "").replace(" ", "").replace("\u00a0", "").replace("\u202f", ""), t
+    )
     t = re.sub(r"\bper\s+cent\b|%", " percent ", t)
     t = _SCALED.sub(_scaled, t)
     t = _WORDNUM.sub(_words_to_number, t)
@@ -141,8 +142,14 @@ def _dense_script(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return False
-    dense = sum(1 for ch in letters if 0x1100 <= ord(ch) <= 0x11FF or 0x3040 <= ord(ch) <= 0x30FF
-                or 0x3400 <= ord(ch) <= 0x9FFF or 0xAC00 <= ord(ch) <= 0xD7AF)
+    dense = sum(
+        1
+        for ch in letters
+        if 0x1100 <= ord(ch) <= 0x11FF
+        or 0x3040 <= ord(ch) <= 0x30FF
+        or 0x3400 <= ord(ch) <= 0x9FFF
+        or 0xAC00 <= ord(ch) <= 0xD7AF
+    )
     return dense / len(letters) > 0.3
 
 
@@ -222,7 +229,7 @@ def _fmt(v: Any) -> str:
 
 
 def describe_range(fig: Mapping[str, Any]) -> str:
-    """"40", "61-?", "?-9,000", "30-40"."""
+    """ "40", "61-?", "?-9,000", "30-40"."""
     low, high = fig.get("low"), fig.get("high")
     if low is not None and high is not None and float(low) == float(high):
         return _fmt(low)
@@ -286,8 +293,13 @@ def compare_figures(candidates: Sequence[Any], *, same_story: bool = True) -> li
                 reason = None
                 for fb in b.figures:
                     reason = same_quantity(
-                        fa.to_dict(), fb.to_dict(), a.text, b.text,
-                        claimant_a=a.claimant, claimant_b=b.claimant, same_story=same_story,
+                        fa.to_dict(),
+                        fb.to_dict(),
+                        a.text,
+                        b.text,
+                        claimant_a=a.claimant,
+                        claimant_b=b.claimant,
+                        same_story=same_story,
                     )
                     if reason:
                         break

@@ -18,16 +18,15 @@ from app.claims.service import parse_id
 from app.config import Settings
 from app.db import Database, ReadSessionDep, get_database
 from app.deps import SettingsDep
-from app.errors import InvalidCursor
+from app.errors import InvalidCursor, problem_response
 from app.evidence.download import blob_response
-from app.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor, set_link_header
+from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.publishing import claimreview, service
 from app.publishing.ratings import scale_for
 
 api_router = APIRouter(prefix="/api/v1", tags=["publishing"])
 public_router = APIRouter(prefix="/public", tags=["public"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),
@@ -52,9 +51,9 @@ def _json_ld(data: dict[str, Any]) -> str:
     ),
     responses={
         200: {"content": {"application/ld+json": {}}, "description": "ClaimReview JSON-LD"},
-        401: {"description": "No valid API key", **PROBLEM},
-        404: {"description": "Unknown claim", **PROBLEM},
-        409: {"description": "Never published", **PROBLEM},
+        401: problem_response("No valid API key"),
+        404: problem_response("Unknown claim"),
+        409: problem_response("Never published"),
     },
     response_class=Response,
 )
@@ -88,7 +87,7 @@ class PublicFactCheckList(BaseModel):
     "/fact-checks",
     response_model=PublicFactCheckList,
     summary="Published fact-checks, newest first",
-    responses={400: {"description": "Bad cursor", **PROBLEM}},
+    responses={400: problem_response("Bad cursor")},
 )
 def list_fact_checks(
     request: Request,
@@ -114,13 +113,9 @@ def list_fact_checks(
             raise InvalidCursor("The cursor is not one this list handed out.") from exc
         before = (position[0], position[1])
     rows = service.list_public(session, before=before, limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        assert last.published_at is not None
-        next_cursor = encode_cursor("public", [last.published_at.isoformat(), last.id])
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(
+        request, response, rows, limit=limit, kind="public", position=lambda c: [_iso(c.published_at), c.id]
+    )
     response.headers["Cache-Control"] = PUBLIC_CACHE
     items = []
     for c in rows:
@@ -146,6 +141,11 @@ def list_fact_checks(
     return PublicFactCheckList(items=items, next_cursor=next_cursor)
 
 
+def _iso(value: datetime | None) -> str:
+    assert value is not None  # public claims are published ones
+    return value.isoformat()
+
+
 def _page_context(settings: Settings) -> dict[str, Any]:
     return {
         "org_name": settings.org_name,
@@ -158,7 +158,7 @@ def _page_context(settings: Settings) -> dict[str, Any]:
     "/fact-checks/{claim_id}",
     response_class=HTMLResponse,
     summary="A fact-check's public page (HTML with ClaimReview JSON-LD)",
-    responses={404: {"description": "Not published, or not public", **PROBLEM}},
+    responses={404: problem_response("Not published, or not public")},
 )
 def fact_check_page(claim_id: str, session: ReadSessionDep, settings: SettingsDep) -> HTMLResponse:
     page = service.public_page(session, claim_id=parse_id(claim_id, "fact-check"), settings=settings)
@@ -217,7 +217,7 @@ def rating_scale(settings: SettingsDep, accept: Annotated[str | None, Header()] 
     "/evidence/{evidence_id}/content",
     summary="A public evidence file of a published fact-check",
     response_class=Response,
-    responses={404: {"description": "No such public file", **PROBLEM}},
+    responses={404: problem_response("No such public file")},
 )
 async def public_evidence_file(request: Request, evidence_id: str) -> Response:
     database: Database = get_database(request)

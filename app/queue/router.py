@@ -12,14 +12,12 @@ from app.claims import service as claims_service
 from app.claims.schemas import ClaimList, ClaimPublic, Tag
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
-from app.errors import InvalidCursor
-from app.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor, set_link_header
+from app.errors import InvalidCursor, problem_response
+from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.queue import service
 from app.validation import NO_NUL_PATTERN, StrictInput
 
 router = APIRouter(prefix="/api/v1", tags=["queue"])
-
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class NextIn(StrictInput):
@@ -31,8 +29,8 @@ class NextIn(StrictInput):
     response_model=ClaimPublic,
     responses={
         204: {"description": "Nothing is queued"},
-        401: {"description": "No valid API key", **PROBLEM},
-        403: {"description": "Checkers and above", **PROBLEM},
+        401: problem_response("No valid API key"),
+        403: problem_response("Checkers and above"),
     },
     summary="Take the next claim",
     description="Atomically assigns the most urgent queued claim to you with a lease and starts it. "
@@ -57,8 +55,8 @@ def take_next(
     "/queue",
     response_model=ClaimList,
     responses={
-        401: {"description": "No valid API key", **PROBLEM},
-        403: {"description": "Checkers and above", **PROBLEM},
+        401: problem_response("No valid API key"),
+        403: problem_response("Checkers and above"),
     },
     summary="The queue, in the order next hands it out",
 )
@@ -79,11 +77,9 @@ def list_queue(
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise InvalidCursor("The cursor is not one this list handed out.")
     rows = service.list_queue(session, tags=tag, offset=offset, limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("queue", offset + limit)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(
+        request, response, rows, limit=limit, kind="queue", position=lambda _: offset + limit
+    )
     return ClaimList(
         items=claims_service.present(session, rows, principal=principal, settings=settings),
         next_cursor=next_cursor,

@@ -33,58 +33,44 @@ class TimerResult:
     rechecks_due: int = 0
 
 
-def _due_ids(database: Database, stmt: sa.Select[Any]) -> list[int]:
+def _move_due(database: Database, settings: Settings, *, state: State, due: Any, action: Action) -> int:
+    """Move every claim in ``state`` whose ``due`` time has passed along ``action``, one short
+    transaction per claim, re-checking the time under the row lock (the assignee may have renewed
+    the lease, or an editor changed the verdict, since the scan)."""
+    attribute = due.key
     with database.read_session() as session:
-        return [cid for (cid,) in session.execute(stmt) if cid is not None]
+        ids = [
+            cid
+            for (cid,) in session.execute(
+                sa.select(col(Claim.id))
+                .where(col(Claim.state) == state.value, due.is_not(None), due <= clock.now())
+                .order_by(due)
+                .limit(BATCH)
+            )
+            if cid is not None
+        ]
+    moved = 0
+    for claim_id in ids:
+        with database.transaction() as session:
+            claim = claims_service.lock_claim(session, claim_id)
+            when = getattr(claim, attribute)
+            if when is None or when > clock.now():
+                continue
+            if claims_service.system_action(session, claim_id=claim_id, action=action, settings=settings):
+                moved += 1
+    return moved
 
 
 def expire_leases(database: Database, settings: Settings) -> int:
-    now = clock.now()
-    ids = _due_ids(
-        database,
-        sa.select(col(Claim.id))
-        .where(
-            col(Claim.state) == State.in_progress.value,
-            col(Claim.lease_expires_at).is_not(None),
-            col(Claim.lease_expires_at) <= now,
-        )
-        .order_by(col(Claim.lease_expires_at))
-        .limit(BATCH),
+    return _move_due(
+        database, settings, state=State.in_progress, due=col(Claim.lease_expires_at), action=Action.expire_lease
     )
-    done = 0
-    for claim_id in ids:
-        with database.transaction() as session:
-            claim = claims_service.lock_claim(session, claim_id)
-            # Re-checked under the lock: the assignee may have renewed it in the meantime.
-            if claim.lease_expires_at is None or claim.lease_expires_at > clock.now():
-                continue
-            if claims_service.system_action(session, claim_id=claim_id, action=Action.expire_lease, settings=settings):
-                done += 1
-    return done
 
 
 def due_rechecks(database: Database, settings: Settings) -> int:
-    now = clock.now()
-    ids = _due_ids(
-        database,
-        sa.select(col(Claim.id))
-        .where(
-            col(Claim.state) == State.published.value,
-            col(Claim.verdict_recheck_at).is_not(None),
-            col(Claim.verdict_recheck_at) <= now,
-        )
-        .order_by(col(Claim.verdict_recheck_at))
-        .limit(BATCH),
+    return _move_due(
+        database, settings, state=State.published, due=col(Claim.verdict_recheck_at), action=Action.recheck
     )
-    done = 0
-    for claim_id in ids:
-        with database.transaction() as session:
-            claim = claims_service.lock_claim(session, claim_id)
-            if claim.verdict_recheck_at is None or claim.verdict_recheck_at > clock.now():
-                continue
-            if claims_service.system_action(session, claim_id=claim_id, action=Action.recheck, settings=settings):
-                done += 1
-    return done
 
 
 def run_timers(database: Database, settings: Settings) -> TimerResult:

@@ -10,7 +10,8 @@ from app.auth.deps import Checker, Editor, Viewer
 from app.claims.service import parse_id
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.errors import problem_response
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 from app.review import service
 from app.review.schemas import (
     AssigneeOut,
@@ -25,13 +26,12 @@ from app.review.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["assignments and review"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key", **PROBLEM},
-    403: {"description": "The role does not admit this", **PROBLEM},
-    404: {"description": "Unknown claim or assignment", **PROBLEM},
-    409: {"description": "Not possible in the claim's state", **PROBLEM},
-    422: {"description": "Invalid input, or a user who cannot take this role", **PROBLEM},
+    401: problem_response("No valid API key"),
+    403: problem_response("The role does not admit this"),
+    404: problem_response("Unknown claim or assignment"),
+    409: problem_response("Not possible in the claim's state"),
+    422: problem_response("Invalid input, or a user who cannot take this role"),
 }
 
 
@@ -67,9 +67,7 @@ def add_assignment(
     claim_id: str, body: AssignmentIn, principal: Editor, session: WriteSessionDep, settings: SettingsDep
 ) -> AssignmentsOut:
     cid = parse_id(claim_id)
-    service.assign(
-        session, principal=principal, claim_id=cid, user_id=body.user_id, role=body.role, settings=settings
-    )
+    service.assign(session, principal=principal, claim_id=cid, user_id=body.user_id, role=body.role, settings=settings)
     return _assignments(session, cid)
 
 
@@ -83,9 +81,7 @@ def remove_assignment(
     claim_id: str, user_id: str, principal: Editor, session: WriteSessionDep, settings: SettingsDep
 ) -> AssignmentsOut:
     cid = parse_id(claim_id)
-    service.unassign(
-        session, principal=principal, claim_id=cid, user_id=parse_id(user_id, "user"), settings=settings
-    )
+    service.unassign(session, principal=principal, claim_id=cid, user_id=parse_id(user_id, "user"), settings=settings)
     return _assignments(session, cid)
 
 
@@ -111,11 +107,7 @@ def list_comments(
     rows = service.list_comments(
         session, claim_id=parse_id(claim_id), after_id=int_position(cursor, "comments"), limit=limit
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("comments", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="comments")
     return CommentList(items=[_comment(c) for c in rows], next_cursor=next_cursor)
 
 

@@ -25,9 +25,7 @@ from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 def _eligible_user(session: Session, user_id: int, *, at_least: Role, what: str) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise Unprocessable(
-            f"No user with id {user_id}.", errors=[{"loc": ["body", "user_id"], "msg": "unknown"}]
-        )
+        raise Unprocessable(f"No user with id {user_id}.", errors=[{"loc": ["body", "user_id"], "msg": "unknown"}])
     if not user.active:
         raise Unprocessable(
             f"{user.email} is inactive and cannot be {what}.",
@@ -55,9 +53,7 @@ def assign(
         _eligible_user(session, user_id, at_least=Role.editor, what="a reviewer")
         exists = session.get(ClaimReviewer, (claim_id, user_id))
         if exists is None:
-            session.add(
-                ClaimReviewer(claim_id=claim_id, user_id=user_id, added_by=principal.user_id, added_at=now)
-            )
+            session.add(ClaimReviewer(claim_id=claim_id, user_id=user_id, added_by=principal.user_id, added_at=now))
             claim.version += 1
             claim.updated_at, claim.updated_by = now, principal.user_id
             session.flush()
@@ -72,9 +68,7 @@ def assign(
         return claim
     _eligible_user(session, user_id, at_least=Role.checker, what="the assignee")
     if state == State.queued:
-        claims_service.start_for(
-            session, claim=claim, principal=principal, assignee_id=user_id, settings=settings
-        )
+        claims_service.start_for(session, claim=claim, principal=principal, assignee_id=user_id, settings=settings)
         return claim
     if state != State.in_progress:
         raise Conflict(
@@ -109,9 +103,7 @@ def assign(
     return claim
 
 
-def unassign(
-    session: Session, *, principal: Principal, claim_id: int, user_id: int, settings: Settings
-) -> Claim:
+def unassign(session: Session, *, principal: Principal, claim_id: int, user_id: int, settings: Settings) -> Claim:
     if not principal.has(Role.editor):
         raise Forbidden("Changing assignments needs the editor role or above.")
     claim = claims_service.lock_claim(session, claim_id)
@@ -184,9 +176,7 @@ def assignments(session: Session, *, claim_id: int) -> Assignments:
 # --- comments --------------------------------------------------------------------------------
 
 
-def add_comment(
-    session: Session, *, principal: Principal, claim_id: int, body: str, settings: Settings
-) -> Comment:
+def add_comment(session: Session, *, principal: Principal, claim_id: int, body: str, settings: Settings) -> Comment:
     if not principal.has(Role.checker):
         raise Forbidden("Commenting needs the checker role or above.")
     claim = claims_service.lock_claim(session, claim_id)
@@ -201,9 +191,7 @@ def add_comment(
 
 def list_comments(session: Session, *, claim_id: int, after_id: int | None, limit: int) -> list[Comment]:
     claims_service.get_claim(session, claim_id)
-    stmt = (
-        sa.select(Comment).where(col(Comment.claim_id) == claim_id).order_by(col(Comment.id)).limit(limit + 1)
-    )
+    stmt = sa.select(Comment).where(col(Comment.claim_id) == claim_id).order_by(col(Comment.id)).limit(limit + 1)
     if after_id is not None:
         stmt = stmt.where(col(Comment.id) > after_id)
     return list(session.execute(stmt).scalars())
@@ -217,9 +205,7 @@ MEDIAN_WINDOW = timedelta(days=7)
 def desk_stats(session: Session) -> dict[str, Any]:
     now = clock.now()
     by_state = {s.value: 0 for s in State}
-    for state, count in session.execute(
-        sa.select(col(Claim.state), sa.func.count()).group_by(col(Claim.state))
-    ):
+    for state, count in session.execute(sa.select(col(Claim.state), sa.func.count()).group_by(col(Claim.state))):
         by_state[state] = int(count)
     open_states = [State.in_progress.value, State.in_review.value]
     per_assignee = [

@@ -13,23 +13,23 @@ from app.claims.service import parse_id
 from app.clock import clock
 from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
-from app.pagination import CursorQuery, LimitQuery, encode_cursor, int_position, set_link_header
+from app.errors import problem_response
+from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 from app.validation import StrictInput
 from app.webhooks import service
 from app.webhooks.models import ALL_EVENTS, EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid API key", **PROBLEM},
-    403: {"description": "Admins only", **PROBLEM},
-    404: {"description": "Unknown endpoint or delivery", **PROBLEM},
-    422: {"description": "Invalid input (an unknown event, a refused URL...)", **PROBLEM},
+    401: problem_response("No valid API key"),
+    403: problem_response("Admins only"),
+    404: problem_response("Unknown endpoint or delivery"),
+    422: problem_response("Invalid input (an unknown event, a refused URL...)"),
 }
 STATE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    409: {"description": "The endpoint is disabled, or the delivery is being sent right now", **PROBLEM},
+    409: problem_response("The endpoint is disabled, or the delivery is being sent right now"),
 }
 
 Format = Literal["standard", "slack"]
@@ -216,11 +216,7 @@ def list_webhooks(
     cursor: CursorQuery = None,
 ) -> WebhookList:
     rows = service.list_endpoints(session, after_id=int_position(cursor, "webhooks"), limit=limit)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("webhooks", rows[-1].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="webhooks")
     return WebhookList(items=[_public(e) for e in rows], next_cursor=next_cursor)
 
 
@@ -293,7 +289,7 @@ def ping_webhook(webhook_id: str, principal: Admin, session: WriteSessionDep, se
 @router.get(
     "/webhooks/{webhook_id}/deliveries",
     response_model=DeliveryList,
-    responses={**ERRORS, 400: {"description": "Bad cursor", **PROBLEM}},
+    responses={**ERRORS, 400: problem_response("Bad cursor")},
     summary="The endpoint's delivery log",
     description="Newest first, each delivery with its attempts (status, latency, error, response excerpt).",
 )
@@ -314,11 +310,7 @@ def list_deliveries(
         limit=limit,
         state=state,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor("deliveries", rows[-1][0].id)
-    set_link_header(request, response, next_cursor)
+    rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="deliveries", position=lambda r: r[0].id)
     return DeliveryList(items=[_delivery(d, a) for d, a in rows], next_cursor=next_cursor)
 
 

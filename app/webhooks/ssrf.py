@@ -424,9 +424,7 @@ async def resolve_and_check(url: str, settings: WebhookSettings) -> ResolvedTarg
     if scheme == "http" and not settings.webhook_allow_http:
         outside = [ip for ip in candidates if not _in_networks(ip, networks)]
         if outside:
-            raise BlockedTarget(
-                f"plain http to {outside[0]} is not allowed (outside the allowed CIDRs; use https)"
-            )
+            raise BlockedTarget(f"plain http to {outside[0]} is not allowed (outside the allowed CIDRs; use https)")
 
     return ResolvedTarget(
         ip=str(candidates[0]),
