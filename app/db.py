@@ -166,7 +166,8 @@ def make_database(settings: Settings) -> Database:
             read_engine = sa.create_engine(url, **kwargs)
             _install_sqlite_events(read_engine, immediate=False)
         return Database(url=url, write_engine=write_engine, read_engine=read_engine)
-    engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # Enough connections for the server's thread pool (40) so a busy desk does not open and close them.
+    engine = sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
     return Database(url=url, write_engine=engine, read_engine=engine)
 
 

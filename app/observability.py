@@ -18,6 +18,7 @@ from app.context import request_id_var
 
 log = logging.getLogger("claimdesk.access")
 
+UPLOAD_PATH = re.compile(r"^/api/v1/claims/[^/]+/evidence$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 SECURITY_HEADERS = [
@@ -155,7 +156,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         ctype = (_header(scope, b"content-type") or "").lower()
-        if ctype.startswith("multipart/"):
+        if ctype.startswith("multipart/") and UPLOAD_PATH.match(scope.get("path", "")):
+            # The evidence upload streams and enforces CLAIMDESK_MAX_UPLOAD_BYTES itself; every other
+            # route gets the small limit whatever the content type, before anything reads the body.
             await self.app(scope, receive, send)
             return
         length = _header(scope, b"content-length")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query, Request, Response
 
 from app.errors import InvalidCursor
+from app.validation import MAX_ID
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -45,7 +46,7 @@ def int_position(cursor: str | None, kind: str) -> int | None:
     position = decode_cursor(cursor, kind)
     if position is None:
         return None
-    if not isinstance(position, int) or isinstance(position, bool):
+    if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position <= MAX_ID:
         raise InvalidCursor("The cursor is not one this list handed out.")
     return position
 

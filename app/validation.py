@@ -3,9 +3,10 @@ text (PostgreSQL cannot store one, and no claim, note or name needs one)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 
 def contains_nul(value: Any) -> bool:
@@ -31,3 +32,20 @@ class StrictInput(BaseModel):
 
 # For query parameters: Query(pattern=NO_NUL_PATTERN).
 NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def _to_utc(value: datetime) -> datetime:
+    """A time without a zone is taken as UTC; every time is stored in UTC, so one that cannot be
+    expressed there (year 1 or 9999 shifted past the edge) is refused."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of the range of dates that can be stored") from exc
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+
+# The database's integer ids are 32-bit on PostgreSQL.
+MAX_ID = 2**31 - 1

@@ -43,6 +43,8 @@ log = logging.getLogger("claimdesk.worker")
 # ``claimdesk serve`` sets this to 0 for --no-worker and for several server processes.
 IN_PROCESS_ENV = "CLAIMDESK_IN_PROCESS_WORKER"
 ERROR_BACKOFF_SECONDS = 2.0
+# How long a commit's wake-up waits for others to join it before the outbox is fanned out.
+DISPATCH_COALESCE_SECONDS = 0.05
 
 _thread_state = threading.local()
 
@@ -126,11 +128,18 @@ class Worker:
                 )
                 self._deliverer = deliverer
                 next_timers = 0.0
+                last_dispatch = -DISPATCH_COALESCE_SECONDS
                 while not stop.is_set():
                     self._wake.clear()
                     try:
                         worked = 0
                         if deliverer.outbox_dirty:
+                            # Under a burst of commits, gather them for a moment and fan them out in
+                            # one transaction, instead of one write transaction per commit.
+                            gap = DISPATCH_COALESCE_SECONDS - (loop.time() - last_dispatch)
+                            if gap > 0:
+                                await _wait(stop, None, gap)
+                            last_dispatch = loop.time()
                             worked += await deliverer.dispatch()
                         worked += await deliverer.step()
                     except Exception:

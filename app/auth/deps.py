@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 
 from app.auth import service as auth_service
 from app.auth.roles import Role
 from app.auth.service import Principal
 from app.db import get_database
 from app.errors import Forbidden, Unauthorized
+
+log = logging.getLogger("claimdesk.auth")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 
@@ -29,8 +33,12 @@ def current_principal(
         raise Unauthorized("The API key is unknown, revoked or expired, or its user is inactive.")
     principal = found.principal
     if principal.api_key_id is not None and auth_service.should_touch(found.last_used_at):
-        with database.transaction() as session:
-            auth_service.touch_key(session, principal.api_key_id)
+        # Best effort: a busy database must not turn a read into an error over a last-used time.
+        try:
+            with database.transaction() as session:
+                auth_service.touch_key(session, principal.api_key_id)
+        except OperationalError:
+            log.info("could not record the use of key %s; will try on a later request", principal.api_key_id)
     request.state.principal = principal
     return principal
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from app.auth.roles import Role
-from app.validation import StrictInput
+from app.validation import StrictInput, UTCDatetime
 
 Email = Annotated[
     str,
@@ -50,7 +50,7 @@ class UserList(BaseModel):
 
 class ApiKeyCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
-    expires_at: datetime | None = None
+    expires_at: UTCDatetime | None = None
 
 
 class ApiKeyPublic(BaseModel):

@@ -91,9 +91,11 @@ def create_user(
 
 
 def _active_admin_ids(session: Session) -> list[int]:
-    rows = session.execute(
-        sa.select(col(User.id)).where(col(User.role) == Role.admin.value, col(User.active).is_(True))
-    )
+    """Locked on PostgreSQL, so two admins stepping down at once cannot both pass the check."""
+    stmt = sa.select(col(User.id)).where(col(User.role) == Role.admin.value, col(User.active).is_(True))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.order_by(col(User.id)).with_for_update()
+    rows = session.execute(stmt)
     return [uid for (uid,) in rows if uid is not None]
 
 
@@ -107,13 +109,15 @@ def update_user(
     active: bool | None = None,
     password: str | None = None,
 ) -> User:
+    # Lock the admins first (always in id order), then the user: one order for every writer.
+    admins = _active_admin_ids(session) if role is not None or active is not None else []
     user = session.get(User, user_id, with_for_update=session.get_bind().dialect.name == "postgresql")
     if user is None:
         raise NotFound(f"No user with id {user_id}.")
     losing_admin = (
         user.role == Role.admin.value and user.active and ((role is not None and role != Role.admin) or active is False)
     )
-    if losing_admin and _active_admin_ids(session) == [user.id]:
+    if losing_admin and admins == [user.id]:
         raise Conflict("This is the last active admin: promote another admin first.")
     changes: dict[str, list[object]] = {}
     if name is not None and name != user.name:
@@ -200,13 +204,15 @@ def revoke_api_key(session: Session, *, actor: Actor, key_id: int) -> ApiKey:
         return row
     if actor.user_id == row.user_id:
         owner = get_user(session, row.user_id)
-        live = session.execute(
-            sa.select(sa.func.count())
-            .select_from(ApiKey)
-            .where(col(ApiKey.user_id) == row.user_id, col(ApiKey.revoked_at).is_(None))
-        ).scalar_one()
-        if owner.role == Role.admin.value and live <= 1:
-            raise Conflict("This is your last key: create another before revoking it.")
+        live = sa.select(col(ApiKey.id)).where(
+            col(ApiKey.user_id) == row.user_id,
+            col(ApiKey.revoked_at).is_(None),
+            sa.or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > clock.now()),
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            live = live.order_by(col(ApiKey.id)).with_for_update()
+        if owner.role == Role.admin.value and len(session.execute(live).all()) <= 1:
+            raise Conflict("This is your last working key: create another before revoking it.")
     row.revoked_at = clock.now()
     session.flush()
     audit.record(

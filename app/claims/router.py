@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
@@ -33,7 +32,7 @@ from app.db import ReadSessionDep, WriteSessionDep
 from app.deps import IdempotencyKey, IfMatch, SettingsDep
 from app.errors import DomainError, Unprocessable, problem_response
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
-from app.validation import NO_NUL_PATTERN
+from app.validation import MAX_ID, NO_NUL_PATTERN, UTCDatetime
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
@@ -160,8 +159,8 @@ def list_claims(
         str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Full-text search.")
     ] = None,
     overdue: bool | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: UTCDatetime | None = None,
+    created_before: UTCDatetime | None = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> ClaimList:
@@ -169,7 +168,7 @@ def list_claims(
     if assignee is not None:
         if assignee == "me":
             assignee_id = principal.user_id
-        elif assignee.isdigit():
+        elif assignee.isascii() and assignee.isdigit() and int(assignee) <= MAX_ID:
             assignee_id = int(assignee)
         else:
             raise Unprocessable(

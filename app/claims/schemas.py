@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints, WithJs
 
 from app.claims.states import State
 from app.intake.numbers import QUALIFIERS, VAGUE_QUALIFIERS
-from app.validation import StrictInput
+from app.validation import StrictInput, UTCDatetime
 
 MAX_TEXT = 1000
 # The qualifiers the intake extractor gives a figure ("at least 40", "dozens", "between 30 and 40").
@@ -121,13 +121,13 @@ class ClaimCreate(Strict):
     )
     claimant: ShortText | None = Field(default=None, examples=["the regional governor"])
     appearance_url: Url | None = Field(default=None, description="Where the claim appeared.")
-    appeared_at: datetime | None = None
+    appeared_at: UTCDatetime | None = None
     outlet: ShortText | None = None
     context: LongText | None = Field(default=None, description="The surrounding quote or context.")
     language: Language | None = Field(default=None, examples=["en"])
     tags: list[Tag] = Field(default_factory=list, max_length=20, examples=[["flood", "casualties"]])
     priority: Priority = Priority.normal
-    due_at: datetime | None = Field(default=None, description="The desk's deadline for a verdict.")
+    due_at: UTCDatetime | None = Field(default=None, description="The desk's deadline for a verdict.")
     public: bool | None = Field(default=None, description="Whether a published verdict gets a public page.")
     figure: ClaimFigure | None = Field(default=None, description="The quantity the claim states, if any.")
 
@@ -136,13 +136,13 @@ class ClaimUpdate(Strict):
     text: ClaimText | None = None
     claimant: ShortText | None = None
     appearance_url: Url | None = None
-    appeared_at: datetime | None = None
+    appeared_at: UTCDatetime | None = None
     outlet: ShortText | None = None
     context: LongText | None = None
     language: Language | None = None
     tags: list[Tag] | None = Field(default=None, max_length=20)
     priority: Priority | None = None
-    due_at: datetime | None = None
+    due_at: UTCDatetime | None = None
     public: bool | None = None
     figure: ClaimFigure | None = None
 
@@ -160,7 +160,7 @@ class VerdictIn(Strict):
         description="The public explanation."
     )
     confidence: Confidence | None = None
-    recheck_at: datetime | None = Field(
+    recheck_at: UTCDatetime | None = Field(
         default=None, description="Only for ratings that can be rechecked (unverified, disputed)."
     )
     findings: dict[Dimension, Finding] | None = Field(

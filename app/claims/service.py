@@ -8,6 +8,7 @@ in the same transaction as the change.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from app.auth.models import User
 from app.auth.roles import Role
 from app.auth.service import Principal
 from app.claims import states
-from app.claims.models import Claim, ClaimApproval, ClaimCorrection, ClaimReviewer, ClaimTag, Comment
+from app.claims.models import NO_DEADLINE, Claim, ClaimApproval, ClaimCorrection, ClaimReviewer, ClaimTag, Comment
 from app.claims.schemas import (
     PRIORITY_RANK,
     ApprovalPublic,
@@ -40,9 +41,12 @@ from app.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unproc
 from app.evidence.models import Evidence
 from app.intake import related
 from app.publishing.ratings import scale_for
+from app.validation import MAX_ID
 
 CONTENT_FIELDS = ("text", "claimant", "appearance_url", "appeared_at", "outlet", "context", "language", "figure")
 TRIAGE_FIELDS = ("tags", "priority", "due_at", "public")
+# What a reviewer approves, and what was published, must be what stays: content edits wait.
+FROZEN_STATES = (State.in_review, State.published, State.rejected)
 MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
@@ -54,9 +58,9 @@ def parse_id(raw: str | int, what: str = "claim") -> int:
     """Ids in paths are opaque to clients: anything that is not one of ours is a 404."""
     if isinstance(raw, int):
         return raw
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10:
         value = int(raw)
-        if value > 0:
+        if 0 < value <= MAX_ID:
             return value
     raise NotFound(f"No {what} with id {raw!r}.")
 
@@ -182,6 +186,7 @@ def create_claim(
         priority=data.priority.value,
         priority_rank=PRIORITY_RANK[data.priority],
         due_at=data.due_at,
+        due_sort=data.due_at or NO_DEADLINE,
         public=settings.public_by_default if data.public is None else data.public,
         figure=data.figure.model_dump(mode="json") if data.figure else None,
         source=source,
@@ -221,6 +226,8 @@ def create_claim(
 
 
 def _may_edit(claim: Claim, principal: Principal, fields: set[str]) -> None:
+    """Editors edit any claim; the assignee the claim they are working (while in_progress, and not
+    whether it goes public: that is an editor's call); contributors their own claims while submitted."""
     if principal.has(Role.editor):
         return
     if principal.role == Role.contributor:
@@ -228,8 +235,10 @@ def _may_edit(claim: Claim, principal: Principal, fields: set[str]) -> None:
             raise Forbidden("Contributors may edit only their own claims, and only while submitted.")
         return
     if principal.has(Role.checker):
-        if claim.assignee_id != principal.user_id:
-            raise Forbidden("Only the claim's assignee or an editor may edit it.")
+        if claim.assignee_id != principal.user_id or claim.state != State.in_progress:
+            raise Forbidden("Only the claim's assignee, while working it, or an editor may edit it.")
+        if "public" in fields:
+            raise Forbidden("Whether a check is public is an editor's decision.")
         return
     raise Forbidden("Your role cannot edit claims.")
 
@@ -246,14 +255,15 @@ def update_claim(
     given = data.model_dump(exclude_unset=True)
     claim = lock_claim(session, claim_id)
     check_if_match(claim, if_match)
+    if claim.state in FROZEN_STATES and any(f in given for f in CONTENT_FIELDS):
+        raise Conflict(
+            f"The claim is {claim.state}: its content is frozen "
+            "(in review: request changes; published: reopen; rejected: restore).",
+            allowed_actions=states.user_actions_from(State(claim.state)),
+        )
     _may_edit(claim, principal, set(given))
     if not given:
         return claim
-    if claim.state in (State.published, State.rejected) and any(f in given for f in CONTENT_FIELDS):
-        raise Conflict(
-            f"The claim is {claim.state}: its content is frozen. Reopen or restore it first.",
-            allowed_actions=states.user_actions_from(State(claim.state)),
-        )
     if "text" in given and given["text"] is None:
         raise Unprocessable("text cannot be removed.", errors=[{"loc": ["body", "text"], "msg": "required"}])
     changes: dict[str, list[Any]] = {}
@@ -278,6 +288,8 @@ def update_claim(
             setattr(claim, name, value)
         if name == "priority":
             claim.priority_rank = PRIORITY_RANK[Priority(value)]
+        if name == "due_at":
+            claim.due_sort = value or NO_DEADLINE
     if not changes:
         return claim
     now = clock.now()
@@ -793,7 +805,8 @@ def list_events(session: Session, *, claim_id: int, after_id: int | None, limit:
 # --- presenting ------------------------------------------------------------------------------
 
 
-def allowed_actions_for(claim: Claim, principal: Principal) -> list[str]:
+def allowed_actions_for(claim: Claim, principal: Principal, approved_by: Collection[int] = ()) -> list[str]:
+    """``approved_by``: the editors who approved the current review round (they may not again)."""
     state = State(claim.state)
     is_assignee = claim.assignee_id is not None and claim.assignee_id == principal.user_id
     allowed = []
@@ -801,7 +814,9 @@ def allowed_actions_for(claim: Claim, principal: Principal) -> list[str]:
         transition = states.transition_for(action)
         if not states.may_act(transition, role=principal.role, is_assignee=is_assignee):
             continue
-        if action == Action.approve and claim.verdict_author_id == principal.user_id:
+        if action == Action.approve and (
+            claim.verdict_author_id == principal.user_id or principal.user_id in approved_by
+        ):
             continue
         allowed.append(action.value)
     return allowed
@@ -885,7 +900,7 @@ def present(
                 created_at=c.created_at,
                 updated_by=c.updated_by,
                 updated_at=c.updated_at,
-                allowed_actions=allowed_actions_for(c, principal),
+                allowed_actions=allowed_actions_for(c, principal, [a.editor_id for a in approvals[c.id]]),
             )
         )
     return out

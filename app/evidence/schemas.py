@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from app.claims.schemas import Dimension, Url
-from app.validation import StrictInput
+from app.validation import StrictInput, UTCDatetime
 
 
 class Stance(StrEnum):
@@ -31,7 +31,7 @@ class EvidenceIn(StrictInput):
     kind: Literal["link", "note"]
     url: Url | None = Field(default=None, description="For links: http or https only. Never fetched by the service.")
     archived_url: Url | None = Field(default=None, description="An archived copy (e.g. a web archive snapshot).")
-    accessed_at: datetime | None = None
+    accessed_at: UTCDatetime | None = None
     note: NoteText | None = Field(default=None, description="What the item shows; required for notes.")
     stance: Stance = Stance.context
     dimension: Dimension | None = None

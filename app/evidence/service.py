@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from app.audit.models import IdempotencyRecord
 from app.auth.roles import Role
 from app.auth.service import Principal
 from app.claims import service as claims_service
@@ -106,7 +107,7 @@ def add_evidence(
             "sha256": row.sha256,
             "size": row.size,
             "media_type": row.media_type,
-            "url": row.url,
+            # No url, note or filename here: the timeline and webhooks are not erased by a purge.
         },
         at=now,
     )
@@ -171,6 +172,8 @@ def purge_evidence(session: Session, *, principal: Principal, evidence_id: int, 
     row.purged_at = now
     row.purged_by = principal.user_id
     row.purge_reason = reason
+    # A stored first response to an Idempotency-Key retry holds the note and url too.
+    session.execute(sa.delete(IdempotencyRecord).where(col(IdempotencyRecord.location) == f"/api/v1/evidence/{row.id}"))
     session.flush()
     claim = claims_service.get_claim(session, row.claim_id)
     claims_service.emit_claim_event(

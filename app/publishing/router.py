@@ -23,6 +23,7 @@ from app.evidence.download import blob_response
 from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.publishing import claimreview, service
 from app.publishing.ratings import scale_for
+from app.validation import MAX_ID
 
 api_router = APIRouter(prefix="/api/v1", tags=["publishing"])
 public_router = APIRouter(prefix="/public", tags=["public"])
@@ -108,9 +109,11 @@ def list_fact_checks(
         ):
             raise InvalidCursor("The cursor is not one this list handed out.")
         try:
-            datetime.fromisoformat(position[0])
+            at = datetime.fromisoformat(position[0])
         except ValueError as exc:
             raise InvalidCursor("The cursor is not one this list handed out.") from exc
+        if at.tzinfo is None or not 0 <= position[1] <= MAX_ID:
+            raise InvalidCursor("The cursor is not one this list handed out.")
         before = (position[0], position[1])
     rows = service.list_public(session, before=before, limit=limit)
     rows, next_cursor = finish_page(

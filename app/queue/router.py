@@ -15,7 +15,7 @@ from app.deps import SettingsDep
 from app.errors import InvalidCursor, problem_response
 from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.queue import service
-from app.validation import NO_NUL_PATTERN, StrictInput
+from app.validation import MAX_ID, NO_NUL_PATTERN, StrictInput
 
 router = APIRouter(prefix="/api/v1", tags=["queue"])
 
@@ -74,7 +74,7 @@ def list_queue(
     cursor: CursorQuery = None,
 ) -> ClaimList:
     offset = decode_cursor(cursor, "queue") or 0
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_ID:
         raise InvalidCursor("The cursor is not one this list handed out.")
     rows = service.list_queue(session, tags=tag, offset=offset, limit=limit)
     rows, next_cursor = finish_page(

@@ -20,9 +20,10 @@ from app.claims.models import Claim, ClaimTag
 from app.claims.states import State
 from app.config import Settings
 
+# Matches ix_claims_queue_order column for column (due_sort puts claims without a deadline last).
 QUEUE_ORDER: tuple[Any, ...] = (
     col(Claim.priority_rank),
-    sa.nulls_last(col(Claim.due_at).asc()),
+    col(Claim.due_sort),
     col(Claim.created_at),
     col(Claim.id),
 )

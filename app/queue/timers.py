@@ -9,12 +9,14 @@ is still due.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
 
+from app import idempotency
 from app.claims import service as claims_service
 from app.claims.models import Claim
 from app.claims.states import Action, State
@@ -25,6 +27,9 @@ from app.db import Database
 log = logging.getLogger("claimdesk.timers")
 
 BATCH = 200
+# Idempotency records older than their retention are swept this often.
+SWEEP_SECONDS = 600.0
+_next_sweep = 0.0
 
 
 @dataclass
@@ -76,6 +81,11 @@ def due_rechecks(database: Database, settings: Settings) -> int:
 def run_timers(database: Database, settings: Settings) -> TimerResult:
     """One pass over every timer; safe to call from several workers at once."""
     result = TimerResult(expire_leases(database, settings), due_rechecks(database, settings))
+    global _next_sweep
+    if time.monotonic() >= _next_sweep:
+        _next_sweep = time.monotonic() + SWEEP_SECONDS
+        with database.transaction() as session:
+            idempotency.purge_expired(session)
     if result.leases_expired or result.rechecks_due:
         log.info("timers: %d leases expired, %d rechecks due", result.leases_expired, result.rechecks_due)
     return result

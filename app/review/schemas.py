@@ -5,11 +5,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from app.validation import StrictInput
+from app.validation import MAX_ID, StrictInput
 
 
 class AssignmentIn(StrictInput):
-    user_id: int = Field(gt=0)
+    user_id: int = Field(gt=0, le=MAX_ID)
     role: Literal["assignee", "reviewer"] = Field(
         description="assignee: the one checker working the claim (starts a queued claim for them); "
         "reviewer: an editor asked to review."
