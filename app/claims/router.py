@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from app import idempotency
-from app.auth.deps import Contributor, CurrentPrincipal, Viewer
+from app.auth.deps import Checker, Contributor, CurrentPrincipal, Viewer
 from app.auth.service import Principal
 from app.claims import service
 from app.claims.schemas import (
@@ -288,7 +288,7 @@ def set_verdict(
     claim_id: str,
     body: VerdictIn,
     response: Response,
-    principal: CurrentPrincipal,
+    principal: Checker,
     session: WriteSessionDep,
     settings: SettingsDep,
     if_match: IfMatch = None,

@@ -588,7 +588,7 @@ def _transition(
         claim.lease_expires_at = now + lease if claim.assignee_id else None
         add_comment_row(session, claim=claim, principal=principal, body=comment, now=now)
     elif action == Action.approve:
-        snapshot = _published_snapshot(claim, approvals, settings, now)
+        snapshot = _published_snapshot(session, claim, approvals, settings, now)
         claim.published_verdict = snapshot
         claim.published_at = now
         claim.first_published_at = claim.first_published_at or now
@@ -642,8 +642,21 @@ def _transition(
 
 
 def _published_snapshot(
-    claim: Claim, approvals: list[ClaimApproval], settings: Settings, now: datetime
+    session: Session, claim: Claim, approvals: list[ClaimApproval], settings: Settings, now: datetime
 ) -> dict[str, Any]:
+    """What the public sees until the next publication: the verdict, and the claim and public
+    evidence as they were approved (a reopened claim's edits stay private until approved again)."""
+    public_evidence = [
+        eid
+        for (eid,) in session.execute(
+            sa.select(col(Evidence.id)).where(
+                col(Evidence.claim_id) == claim.id,
+                col(Evidence.visibility) == "public",
+                col(Evidence.retracted_at).is_(None),
+                col(Evidence.purged_at).is_(None),
+            )
+        )
+    ]
     rating = scale_for(settings.rating_scale).get(claim.verdict_rating or "")
     return {
         "rating": claim.verdict_rating,
@@ -655,6 +668,15 @@ def _published_snapshot(
         "author_id": claim.verdict_author_id,
         "approved_by": [a.editor_id for a in approvals],
         "published_at": now.isoformat(),
+        "claim": {
+            "text": claim.text,
+            "claimant": claim.claimant,
+            "appearance_url": claim.appearance_url,
+            "appeared_at": _plain(claim.appeared_at),
+            "outlet": claim.outlet,
+            "language": claim.language,
+        },
+        "public_evidence_ids": public_evidence,
     }
 
 

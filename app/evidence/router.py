@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from app import idempotency
-from app.auth.deps import CurrentPrincipal, Viewer
+from app.auth.deps import Admin, Contributor, CurrentPrincipal, Viewer
 from app.auth.service import Principal
 from app.claims import service as claims_service
 from app.claims.schemas import Dimension
@@ -220,7 +220,7 @@ def get_evidence(evidence_id: str, principal: Viewer, session: ReadSessionDep) -
     responses=ERRORS,
 )
 def retract_evidence(
-    evidence_id: str, body: ReasonIn, principal: CurrentPrincipal, session: WriteSessionDep
+    evidence_id: str, body: ReasonIn, principal: Contributor, session: WriteSessionDep
 ) -> EvidencePublic:
     row = service.retract_evidence(
         session, principal=principal, evidence_id=parse_id(evidence_id, "evidence"), reason=body.reason
@@ -292,7 +292,7 @@ def _load(database: Database, evidence_id: int) -> Evidence:
     ),
     responses={**ERRORS, 403: problem_response("Admins only")},
 )
-def purge_evidence(request: Request, evidence_id: str, body: ReasonIn, principal: CurrentPrincipal) -> EvidencePublic:
+def purge_evidence(request: Request, evidence_id: str, body: ReasonIn, principal: Admin) -> EvidencePublic:
     database = get_database(request)
     with database.transaction() as session:
         row = service.purge_evidence(

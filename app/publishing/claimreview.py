@@ -7,6 +7,7 @@ being re-checked keeps describing what the public saw, marked as under review
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,37 @@ def shorten(text: str, limit: int = CLAIM_REVIEWED_MAX) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
+@dataclass(frozen=True)
+class ShownClaim:
+    """The claim as it was when last published (the live row may hold unapproved edits)."""
+
+    text: str
+    claimant: str | None
+    appearance_url: str | None
+    appeared_at: datetime | None
+    outlet: str | None
+    language: str | None
+
+
+def shown_claim(claim: Claim) -> ShownClaim:
+    seen = (claim.published_verdict or {}).get("claim") or {}
+
+    def pick(name: str) -> Any:
+        return seen[name] if name in seen else getattr(claim, name)
+
+    appeared = pick("appeared_at")
+    if isinstance(appeared, str):
+        appeared = datetime.fromisoformat(appeared)
+    return ShownClaim(
+        text=pick("text"),
+        claimant=pick("claimant"),
+        appearance_url=pick("appearance_url"),
+        appeared_at=appeared,
+        outlet=pick("outlet"),
+        language=pick("language"),
+    )
+
+
 def public_url(settings: Settings, claim_id: int) -> str:
     return f"{settings.public_base_url.rstrip('/')}/public/fact-checks/{claim_id}"
 
@@ -48,22 +80,23 @@ def build(claim: Claim, corrections: list[ClaimCorrection], settings: Settings) 
     rating = scale_for(settings.rating_scale).get(snapshot.get("rating") or "")
     label = snapshot.get("label") or (rating.label if rating else snapshot.get("rating"))
     value = snapshot.get("rating_value") or (rating.rating_value if rating else None)
+    shown = shown_claim(claim)
     item: dict[str, Any] = {"@type": "Claim"}
-    if claim.claimant:
+    if shown.claimant:
         item["author"] = {
-            "@type": "Person" if _looks_personal(claim.claimant) else "Organization",
-            "name": claim.claimant,
+            "@type": "Person" if _looks_personal(shown.claimant) else "Organization",
+            "name": shown.claimant,
         }
-    if claim.appeared_at:
-        item["datePublished"] = _date(claim.appeared_at)
-    if claim.appearance_url:
-        item["appearance"] = {"@type": "CreativeWork", "url": claim.appearance_url}
-        item["firstAppearance"] = {"@type": "CreativeWork", "url": claim.appearance_url}
+    if shown.appeared_at:
+        item["datePublished"] = _date(shown.appeared_at)
+    if shown.appearance_url:
+        item["appearance"] = {"@type": "CreativeWork", "url": shown.appearance_url}
+        item["firstAppearance"] = {"@type": "CreativeWork", "url": shown.appearance_url}
     review: dict[str, Any] = {
         "@context": "https://schema.org",
         "@type": "ClaimReview",
         "url": public_url(settings, claim.id),
-        "claimReviewed": shorten(claim.text),
+        "claimReviewed": shorten(shown.text),
         "author": {"@type": "Organization", "name": settings.org_name, "url": settings.org_url_or_base},
         "datePublished": _date(claim.first_published_at or claim.published_at),
         "reviewRating": {
@@ -79,8 +112,8 @@ def build(claim: Claim, corrections: list[ClaimCorrection], settings: Settings) 
     }
     if claim.published_at and claim.first_published_at and claim.published_at != claim.first_published_at:
         review["dateModified"] = _date(claim.published_at)
-    if claim.language:
-        review["inLanguage"] = claim.language
+    if shown.language:
+        review["inLanguage"] = shown.language
     if snapshot.get("summary"):
         review["reviewBody"] = snapshot["summary"]
     done = [c for c in corrections if c.republished_at is not None]

@@ -124,14 +124,15 @@ def list_fact_checks(
     for c in rows:
         assert c.id is not None
         snap = c.published_verdict or {}
+        shown = claimreview.shown_claim(c)
         items.append(
             PublicFactCheck(
                 id=c.id,
                 url=claimreview.public_url(settings, c.id),
-                claim_reviewed=claimreview.shorten(c.text),
-                text=c.text,
-                claimant=c.claimant,
-                appearance_url=c.appearance_url,
+                claim_reviewed=claimreview.shorten(shown.text),
+                text=shown.text,
+                claimant=shown.claimant,
+                appearance_url=shown.appearance_url,
                 rating=snap.get("rating"),
                 label=snap.get("label"),
                 rating_value=snap.get("rating_value"),
@@ -166,12 +167,13 @@ def _page_context(settings: Settings) -> dict[str, Any]:
 def fact_check_page(claim_id: str, session: ReadSessionDep, settings: SettingsDep) -> HTMLResponse:
     page = service.public_page(session, claim_id=parse_id(claim_id, "fact-check"), settings=settings)
     claim = page.claim
+    shown = claimreview.shown_claim(claim)
     verdict = claim.published_verdict or {}
     html = _templates.get_template("fact_check.html").render(
         **_page_context(settings),
-        title=f"{verdict.get('label')}: {claimreview.shorten(claim.text, 60)}",
-        lang=claim.language or "en",
-        claim=claim,
+        title=f"{verdict.get('label')}: {claimreview.shorten(shown.text, 60)}",
+        lang=shown.language or "en",
+        claim=shown,
         verdict=verdict,
         evidence=page.evidence,
         corrections=page.corrections,

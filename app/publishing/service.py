@@ -69,18 +69,16 @@ def public_page(session: Session, *, claim_id: int, settings: Settings) -> Publi
     claim = session.get(Claim, claim_id)
     if claim is None or not claim.public or claim.published_verdict is None:
         raise NotFound(f"No published fact-check {claim_id}.")
-    evidence = list(
-        session.execute(
-            sa.select(Evidence)
-            .where(
-                col(Evidence.claim_id) == claim_id,
-                col(Evidence.visibility) == "public",
-                col(Evidence.retracted_at).is_(None),
-                col(Evidence.purged_at).is_(None),
-            )
-            .order_by(col(Evidence.id))
-        ).scalars()
-    )
+    conds = [
+        col(Evidence.claim_id) == claim_id,
+        col(Evidence.visibility) == "public",
+        col(Evidence.retracted_at).is_(None),
+        col(Evidence.purged_at).is_(None),
+    ]
+    approved = _approved_evidence(claim)
+    if approved is not None:
+        conds.append(col(Evidence.id).in_(approved))
+    evidence = list(session.execute(sa.select(Evidence).where(*conds).order_by(col(Evidence.id))).scalars())
     corrections = corrections_of(session, claim_id)
     return PublicPage(
         claim=claim,
@@ -99,4 +97,13 @@ def public_file(session: Session, *, evidence_id: int) -> Evidence:
     claim = session.get(Claim, row.claim_id)
     if claim is None or not claim.public or claim.published_verdict is None:
         raise NotFound(f"No public evidence {evidence_id}.")
+    approved = _approved_evidence(claim)
+    if approved is not None and row.id not in approved:
+        raise NotFound(f"No public evidence {evidence_id}.")
     return row
+
+
+def _approved_evidence(claim: Claim) -> list[int] | None:
+    """The public evidence the last publication showed (None for snapshots from before it was kept)."""
+    ids = (claim.published_verdict or {}).get("public_evidence_ids")
+    return list(ids) if isinstance(ids, list) else None

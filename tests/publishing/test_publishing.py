@@ -275,3 +275,27 @@ def test_public_evidence_files_only(j: Journey) -> None:
     assert j.client.get(f"/public/evidence/{internal['id']}/content").status_code == 404
     html = j.client.get(f"/public/fact-checks/{cid}").text
     assert pub["sha256"] in html and internal["sha256"] not in html and "source.pdf" not in html
+
+
+def test_a_reopened_check_shows_only_what_was_approved(j: Journey) -> None:
+    cid = _published(j)
+    j.act(cid, "reopen", j.editor2, reason="new footage")
+    assert (
+        j.client.patch(
+            f"/api/v1/claims/{cid}", json={"text": "EDITED, NOT YET APPROVED"}, headers=j.editor2.headers
+        ).status_code
+        == 200
+    )
+    late = j.client.post(
+        f"/api/v1/claims/{cid}/evidence",
+        headers=j.editor2.headers,
+        json={"kind": "link", "url": "https://late.example/unreviewed", "visibility": "public"},
+    )
+    assert late.status_code == 201
+    page = j.client.get(f"/public/fact-checks/{cid}").text
+    assert "EDITED, NOT YET APPROVED" not in page and "late.example" not in page
+    assert "The bridge over the Velna collapsed" in page and "photos.example" in page
+    review = j.client.get(f"/api/v1/claims/{cid}/claimreview", headers=j.viewer.headers).json()
+    assert review["claimReviewed"].startswith("The bridge over the Velna")
+    feed = j.client.get("/public/fact-checks").json()["items"][0]
+    assert feed["text"].startswith("The bridge over the Velna") and feed["under_review"] is True
