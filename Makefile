@@ -35,5 +35,11 @@ lint: $(BIN)/.installed-dev
 typecheck: $(BIN)/.installed-dev
 	$(BIN)/mypy app
 
+# Benchmarks (not part of `test`): SQLite, plus PostgreSQL when CLAIMDESK_BENCH_POSTGRES_URL is set.
+# BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS="--quick queue_next"`.
+BENCH_ARGS ?=
+bench: $(BIN)/.installed-dev
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
