@@ -67,10 +67,31 @@ def check(session: Session, *, api_key_id: int | None, key: str | None, fp: str)
         session.flush()
         return None
     if row.fingerprint != fp:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request body.",
-            errors=[{"loc": ["header", "Idempotency-Key"], "msg": "reused with another body"}],
+        raise _reused()
+    return Replay(row.status_code, row.response, row.location)
+
+
+def _reused() -> Unprocessable:
+    return Unprocessable(
+        "This Idempotency-Key was used with a different request body.",
+        errors=[{"loc": ["header", "Idempotency-Key"], "msg": "reused with another body"}],
+    )
+
+
+def find(session: Session, *, api_key_id: int | None, key: str | None, fp: str) -> Replay | None:
+    """A read-only look for a stored first response (no locks, no clean-up): lets a route answer a
+    retry before re-checking rules that the first request already passed."""
+    if key is None or api_key_id is None or not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    row = session.execute(
+        sa.select(IdempotencyRecord).where(
+            col(IdempotencyRecord.api_key_id) == api_key_id, col(IdempotencyRecord.key) == key
         )
+    ).scalar_one_or_none()
+    if row is None or row.created_at < clock.now() - RETENTION:
+        return None
+    if row.fingerprint != fp:
+        raise _reused()
     return Replay(row.status_code, row.response, row.location)
 
 

@@ -97,9 +97,24 @@ async def add_evidence(
     database = get_database(request)
     cid = parse_id(claim_id)
     ctype = request.headers.get("content-type", "").lower()
-    # Role, existence, state and object rule first, before reading a byte of the body.
-    await run_in_threadpool(_precheck, database, principal, cid)
     stored: StoredFile | None = None
+    if ctype.startswith("application/json") and idempotency_key:
+        # A retry of a JSON post is answered from the first response, even if the claim has moved on
+        # since (the first request already passed the rules). JSON bodies are small (size-limited).
+        service.check_role_to_add(principal)
+        raw = await request.body()
+        try:
+            fp = idempotency.fingerprint(
+                f"POST /claims/{cid}/evidence", EvidenceIn.model_validate_json(raw).model_dump(mode="json")
+            )
+        except ValidationError:
+            fp = ""
+        replay = await run_in_threadpool(_find_replay, database, principal, idempotency_key, fp) if fp else None
+        if replay is not None:
+            headers = {"Idempotent-Replayed": "true", **({"Location": replay.location} if replay.location else {})}
+            return JSONResponse(replay.body, status_code=replay.status_code, headers=headers)
+    # Role, existence, state and object rule first, before reading a byte of an upload.
+    await run_in_threadpool(_precheck, database, principal, cid)
     if ctype.startswith("multipart/"):
         try:
             upload = await ingest_upload(request, request.app.state.blob_store, max_bytes=settings.max_upload_bytes)
@@ -128,6 +143,11 @@ async def add_evidence(
         _store_row, database, principal, cid, data, stored, settings, idempotency_key, fp_body
     )
     return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _find_replay(database: Database, principal: Principal, key: str, fp: str) -> idempotency.Replay | None:
+    with database.read_session() as session:
+        return idempotency.find(session, api_key_id=principal.api_key_id, key=key, fp=fp)
 
 
 def _precheck(database: Database, principal: Principal, claim_id: int) -> None:

@@ -102,3 +102,19 @@ def test_an_editor_who_approved_is_not_offered_approve_again(settings, database,
         j.act(cid, "approve", j.editor)
         assert "approve" not in j.get(cid, j.editor)["allowed_actions"]
         assert "approve" in j.get(cid, j.editor2)["allowed_actions"]
+
+
+def test_an_evidence_retry_replays_even_after_the_claim_moved_on(j: Journey) -> None:
+    cid = j.to_state("in_progress")
+    h = {**j.checker.headers, "Idempotency-Key": "note-after"}
+    body = {"kind": "note", "note": "Archive copy matches"}
+    first = j.client.post(f"/api/v1/claims/{cid}/evidence", json=body, headers=h)
+    assert first.status_code == 201
+    j.verdict(cid, j.checker)
+    j.act(cid, "submit", j.checker)
+    j.act(cid, "approve", j.editor)
+    retry = j.client.post(f"/api/v1/claims/{cid}/evidence", json=body, headers=h)
+    assert retry.status_code == 201 and retry.json()["id"] == first.json()["id"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    other = j.client.post(f"/api/v1/claims/{cid}/evidence", json={"kind": "note", "note": "new"}, headers=h)
+    assert other.status_code == 422, "the key was used with another body"
