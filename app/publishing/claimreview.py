@@ -62,6 +62,12 @@ def shown_claim(claim: Claim) -> ShownClaim:
     )
 
 
+def under_review(claim: Claim) -> bool:
+    """Reopened or back in the queue for a re-check. A re-check that ended in rejection (out of scope
+    now) leaves the last published verdict standing, not under review for ever."""
+    return claim.state not in (State.published, State.rejected)
+
+
 def public_url(settings: Settings, claim_id: int) -> str:
     return f"{settings.public_base_url.rstrip('/')}/public/fact-checks/{claim_id}"
 
@@ -108,7 +114,7 @@ def build(claim: Claim, corrections: list[ClaimCorrection], settings: Settings) 
             "name": label,
         },
         "itemReviewed": item,
-        "creativeWorkStatus": "Published" if claim.state == State.published else "UnderReview",
+        "creativeWorkStatus": "UnderReview" if under_review(claim) else "Published",
     }
     if claim.published_at and claim.first_published_at and claim.published_at != claim.first_published_at:
         review["dateModified"] = _date(claim.published_at)

@@ -139,7 +139,7 @@ def list_fact_checks(
                 summary=snap.get("summary"),
                 first_published_at=c.first_published_at,
                 published_at=c.published_at,
-                under_review=c.state != "published",
+                under_review=claimreview.under_review(c),
             )
         )
     return PublicFactCheckList(items=items, next_cursor=next_cursor)

@@ -85,7 +85,7 @@ def public_page(session: Session, *, claim_id: int, settings: Settings) -> Publi
         evidence=evidence,
         corrections=corrections,
         review=claimreview.build(claim, corrections, settings),
-        under_review=claim.state != "published",
+        under_review=claimreview.under_review(claim),
     )
 
 

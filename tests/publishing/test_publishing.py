@@ -299,3 +299,26 @@ def test_a_reopened_check_shows_only_what_was_approved(j: Journey) -> None:
     assert review["claimReviewed"].startswith("The bridge over the Velna")
     feed = j.client.get("/public/fact-checks").json()["items"][0]
     assert feed["text"].startswith("The bridge over the Velna") and feed["under_review"] is True
+
+
+def test_a_recheck_that_ends_in_rejection_leaves_the_verdict_standing(j: Journey, database, settings) -> None:
+    from datetime import timedelta
+
+    from app.clock import clock
+    from app.queue.timers import run_timers
+
+    cid = j.create(text="Two bridges collapsed", public=True)["id"]
+    j.act(cid, "queue", j.editor)
+    j.act(cid, "start", j.checker)
+    j.evidence(cid, j.checker)
+    j.verdict(cid, j.checker, rating="unverified", recheck_at=(clock.now() + timedelta(days=1)).isoformat())
+    j.act(cid, "submit", j.checker)
+    j.act(cid, "approve", j.editor)
+    clock.advance(2 * 86400)
+    assert run_timers(database, settings).rechecks_due == 1
+    assert j.client.get("/public/fact-checks").json()["items"][0]["under_review"] is True
+    j.act(cid, "reject", j.editor, reason="No longer newsworthy")
+    item = j.client.get("/public/fact-checks").json()["items"][0]
+    assert item["under_review"] is False and item["label"].startswith("Unverified")
+    review = j.client.get(f"/api/v1/claims/{cid}/claimreview", headers=j.viewer.headers).json()
+    assert review["creativeWorkStatus"] == "Published"
