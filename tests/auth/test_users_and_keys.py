@@ -111,3 +111,39 @@ def test_user_changes_are_audited(client, admin, database) -> None:
         ).all()
     assert [r.type for r in rows] == ["user.created", "user.updated"]
     assert all(r.actor_id == admin.id for r in rows)
+
+
+def test_two_admins_stepping_down_at_once_leave_one_admin(desk, database) -> None:
+    """A steps down in a transaction still open when B tries: B must wait for A and then be refused."""
+    import threading
+    import time
+
+    from app.auth import service as auth_service
+    from app.auth.roles import Role
+    from app.errors import Conflict
+
+    a, b = desk.person("admin"), desk.person("admin")
+    outcome: list[str] = []
+
+    def b_steps_down() -> None:
+        try:
+            with database.transaction() as session:
+                auth_service.update_user(session, actor=b.principal.actor, user_id=b.id, role=Role.editor)
+            outcome.append("ok")
+        except Conflict:
+            outcome.append("refused")
+
+    first = database.write_session()
+    try:
+        auth_service.update_user(first, actor=a.principal.actor, user_id=a.id, active=False)
+        other = threading.Thread(target=b_steps_down)
+        other.start()
+        time.sleep(0.5)  # B is now waiting on A's locks (or, without them, already done)
+        first.commit()
+    finally:
+        first.close()
+    other.join(30)
+    assert outcome == ["refused"]
+    with database.read_session() as s:
+        admins = s.execute(sa.text("SELECT count(*) FROM users WHERE role = 'admin' AND active")).scalar_one()
+    assert admins == 1
