@@ -214,8 +214,9 @@ def get_claim(
     response_model=ClaimPublic,
     summary="Edit a claim",
     description=(
-        "Editors edit any claim; the assignee edits the claim they work; contributors edit their own "
-        "claims while submitted. Content is frozen once published or rejected (reopen or restore first)."
+        "Editors edit any claim; the assignee edits the claim they work while it is in_progress (but not "
+        "`public`: that is an editor's call); contributors edit their own claims while submitted. Content "
+        "is frozen while in_review, published or rejected (409: request changes, reopen or restore first)."
     ),
     responses=WRITE_ERRORS,
 )
