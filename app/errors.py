@@ -91,6 +91,10 @@ class TooManyRequests(DomainError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
 
+class ServiceUnavailable(DomainError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
 def problem_response(description: str) -> dict[str, Any]:
     """An OpenAPI response entry for an error answered as problem+json."""
     return {"description": description, "content": {"application/problem+json": {}}}

@@ -27,7 +27,7 @@ from app.evidence.download import blob_response
 from app.evidence.models import Evidence
 from app.evidence.schemas import EvidenceIn, EvidenceList, EvidencePublic, ReasonIn, Stance, Visibility
 from app.evidence.service import StoredFile
-from app.evidence.storage import BlobNotFound
+from app.evidence.storage import BlobNotFound, BlobStore
 from app.evidence.upload import ingest_upload
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
@@ -84,6 +84,7 @@ FORM_FIELDS = ("stance", "dimension", "visibility", "note")
         **ERRORS,
         413: problem_response("Over the upload or JSON size limit"),
         415: problem_response("Not multipart or JSON, or a file type not allowed"),
+        503: problem_response("The same bytes were purged while the file arrived; nothing recorded, send it again"),
     },
     openapi_extra=UPLOAD_OPENAPI,
 )
@@ -139,8 +140,9 @@ async def add_evidence(
             "Send a file as multipart/form-data, or a link or note as application/json.",
             accepted=["multipart/form-data", "application/json"],
         )
+    store: BlobStore = request.app.state.blob_store
     status_code, body, headers = await run_in_threadpool(
-        _store_row, database, principal, cid, data, stored, settings, idempotency_key, fp_body
+        _store_row, database, store, principal, cid, data, stored, settings, idempotency_key, fp_body
     )
     return JSONResponse(body, status_code=status_code, headers=headers)
 
@@ -173,6 +175,7 @@ def _form_to_input(fields: dict[str, str]) -> EvidenceIn:
 
 def _store_row(
     database: Database,
+    store: BlobStore,
     principal: Principal,
     claim_id: int,
     data: EvidenceIn,
@@ -188,7 +191,7 @@ def _store_row(
             headers = {"Idempotent-Replayed": "true", **({"Location": replay.location} if replay.location else {})}
             return replay.status_code, replay.body, headers
         row = service.add_evidence(
-            session, principal=principal, claim_id=claim_id, data=data, settings=settings, stored=stored
+            session, principal=principal, claim_id=claim_id, data=data, settings=settings, stored=stored, store=store
         )
         body = service.present(row).model_dump(mode="json")
         location = f"/api/v1/evidence/{row.id}"
@@ -319,9 +322,9 @@ def purge_evidence(request: Request, evidence_id: str, body: ReasonIn, principal
             session, principal=principal, evidence_id=parse_id(evidence_id, "evidence"), reason=body.reason
         )
         out = service.present(row)
-        shared = service.other_live_copies(session, sha256=row.sha256, except_id=out.id) if row.sha256 else 0
-    # The tombstone is committed; now the bytes go. A crash in between leaves bytes that
-    # `claimdesk evidence verify` finds and removes.
-    if row.sha256 and not shared:
-        request.app.state.blob_store.delete(row.sha256)
+    # The tombstone is committed; now the bytes go, unless another live row shares them. A crash in
+    # between leaves bytes that `claimdesk evidence verify` finds and removes.
+    if row.sha256:
+        with database.transaction() as session:
+            service.delete_unreferenced_bytes(session, request.app.state.blob_store, row.sha256)
     return out

@@ -22,9 +22,10 @@ from app.claims.models import Claim
 from app.claims.states import State
 from app.clock import clock
 from app.config import Settings
-from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from app.evidence.models import Evidence
 from app.evidence.schemas import EvidenceIn, EvidencePublic
+from app.evidence.storage import BlobStore
 
 CLOSED_STATES = (State.published.value, State.rejected.value)
 
@@ -61,10 +62,16 @@ def add_evidence(
     data: EvidenceIn,
     settings: Settings,
     stored: StoredFile | None = None,
+    store: BlobStore | None = None,
 ) -> Evidence:
+    """Add a note, a link or (with ``stored`` and the ``store`` holding its bytes) a file."""
     check_role_to_add(principal)
     claim = claims_service.lock_claim(session, claim_id)
     check_may_add(claim, principal)
+    if stored is not None:
+        if store is None:
+            raise TypeError("add_evidence needs the blob store to record a file")
+        _confirm_bytes(session, store, stored.sha256)
     if stored is None and data.kind == "link" and not data.url:
         raise Unprocessable("A link needs a url.", errors=[{"loc": ["body", "url"], "msg": "required"}])
     if stored is None and data.kind == "note" and not data.note:
@@ -187,18 +194,41 @@ def purge_evidence(session: Session, *, principal: Principal, evidence_id: int, 
     return row
 
 
-def other_live_copies(session: Session, *, sha256: str, except_id: int) -> int:
-    return int(
-        session.execute(
-            sa.select(sa.func.count())
-            .select_from(Evidence)
-            .where(
-                col(Evidence.sha256) == sha256,
-                col(Evidence.id) != except_id,
-                col(Evidence.purged_at).is_(None),
-            )
-        ).scalar_one()
-    )
+def _guard_bytes(session: Session, sha256: str) -> None:
+    """Serialise every decision about one file's bytes: a new row pointing at them against their
+    deletion. On SQLite each write transaction already holds the database's only write lock; on
+    PostgreSQL a transaction-scoped advisory lock on the hash does it across processes."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('blob'), hashtext(:s))"), {"s": sha256})
+
+
+def _confirm_bytes(session: Session, store: BlobStore, sha256: str) -> None:
+    # An upload of bytes already stored skips writing them; a purge of the last row that shared them
+    # may have deleted them since. Under the guard, nothing can delete them between here and commit.
+    _guard_bytes(session, sha256)
+    if not store.exists(sha256):
+        raise ServiceUnavailable(
+            "The file's bytes were removed by a purge while it was arriving; nothing was recorded. Send it again.",
+            headers={"Retry-After": "1"},
+        )
+
+
+def delete_unreferenced_bytes(session: Session, store: BlobStore, sha256: str) -> bool:
+    """Delete the bytes of ``sha256`` if no live (unpurged) evidence row points at them.
+
+    Run in a write transaction of its own, after the purge's tombstone has committed: the guard
+    makes a concurrent upload of the same bytes either land its row first (and the bytes stay) or
+    find them gone and refuse (and the client sends them again)."""
+    _guard_bytes(session, sha256)
+    live = session.execute(
+        sa.select(sa.func.count())
+        .select_from(Evidence)
+        .where(col(Evidence.sha256) == sha256, col(Evidence.purged_at).is_(None))
+    ).scalar_one()
+    if live:
+        return False
+    return store.exists(sha256) and store.delete(sha256)
 
 
 def list_evidence(session: Session, *, claim_id: int, after_id: int | None, limit: int) -> list[Evidence]:

@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from app.db import Database
 from app.evidence.models import Evidence
+from app.evidence.service import delete_unreferenced_bytes
 from app.evidence.storage import BlobNotFound, BlobStore
 
 
@@ -73,7 +74,10 @@ def verify_store(database: Database, store: BlobStore) -> VerifyReport:
         if actual != sha:
             report.corrupted.append(sha)
     for sha in sorted(purged):
-        if store.exists(sha) and store.delete(sha):
+        # Re-checked under the guard: the same bytes may have been uploaded again since the read.
+        with database.transaction() as session:
+            removed = delete_unreferenced_bytes(session, store, sha)
+        if removed:
             report.purged_leftovers_removed.append(sha)
     known = live | purged
     report.unreferenced = sorted(h for h in store.iter_hashes() if h not in known)

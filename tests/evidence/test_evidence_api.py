@@ -15,6 +15,10 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi.testclient import TestClient
 
+from app.errors import ServiceUnavailable
+from app.evidence import service as evidence_service
+from app.evidence.schemas import EvidenceIn
+from app.evidence.service import StoredFile
 from app.evidence.storage import BlobStore, LocalBlobStore, S3BlobStore
 from app.evidence.verify import verify_store
 from app.main import create_app
@@ -254,6 +258,64 @@ def test_purge_destroys_bytes_and_keeps_a_tombstone(ej: Journey, database) -> No
     assert "evidence.purged" in types
     report = verify_store(database, _store(ej))
     assert report.ok and report.missing == [] and report.corrupted == []
+
+
+def _second_copy_arrives(store: BlobStore, data: bytes) -> StoredFile:
+    """An upload of bytes already stored, up to the point its file is committed (and skipped)."""
+    writer = store.begin()
+    writer.write(data)
+    blob = writer.commit()
+    return StoredFile(blob.sha256, blob.size, "image/png", "again.png")
+
+
+def test_purge_racing_an_upload_of_the_same_bytes_loses_nothing(ej: Journey, database) -> None:
+    cid = ej.to_state("in_progress")
+    data = samples.png(24, 24)
+    first = _upload(ej, cid, "first.png", data).json()
+    store = _store(ej)
+    settings = ej.client.app.state.settings  # type: ignore[attr-defined]
+
+    # The purge deletes the bytes after the second upload found them present and skipped writing.
+    copy = _second_copy_arrives(store, data)
+    purge = ej.client.post(f"/api/v1/evidence/{first['id']}/purge", json={"reason": "r"}, headers=ej.admin.headers)
+    assert purge.status_code == 200 and not store.exists(copy.sha256)
+    before = _rows(database)
+    with pytest.raises(ServiceUnavailable), database.transaction() as session:
+        evidence_service.add_evidence(
+            session,
+            principal=ej.checker.principal,
+            claim_id=cid,
+            data=EvidenceIn(kind="note"),
+            settings=settings,
+            stored=copy,
+            store=store,
+        )
+    assert _rows(database) == before  # nothing recorded that points at missing bytes
+    # The client's retry writes the bytes again.
+    again = _upload(ej, cid, "again.png", data)
+    assert again.status_code == 201
+    assert ej.client.get(f"/api/v1/evidence/{again.json()['id']}/content", headers=ej.viewer.headers).content == data
+
+    # The other order: the second row lands before the purge, so the purge keeps the bytes.
+    third_copy = _second_copy_arrives(store, data)
+    with database.transaction() as session:
+        row = evidence_service.add_evidence(
+            session,
+            principal=ej.checker.principal,
+            claim_id=cid,
+            data=EvidenceIn(kind="note"),
+            settings=settings,
+            stored=third_copy,
+            store=store,
+        )
+        third_id = row.id
+    purge = ej.client.post(
+        f"/api/v1/evidence/{again.json()['id']}/purge", json={"reason": "r"}, headers=ej.admin.headers
+    )
+    assert purge.status_code == 200 and store.exists(data_sha := hashlib.sha256(data).hexdigest())
+    assert ej.client.get(f"/api/v1/evidence/{third_id}/content", headers=ej.viewer.headers).content == data
+    report = verify_store(database, store)
+    assert report.ok and data_sha not in report.purged_leftovers_removed
 
 
 def test_verify_finds_missing_and_corrupted_files(ej: Journey, database) -> None:
