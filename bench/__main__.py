@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import claims_api, evidence_io, floor, queue_next, webhooks
+from bench import claims_api, evidence_io, floor, list_1m, queue_next, webhooks
 from bench.harness import (
     POSTGRES_ENV,
     RESULTS_FILE,
@@ -33,7 +33,7 @@ from bench.harness import (
     save_results,
 )
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (claims_api, evidence_io, queue_next, webhooks)}
+SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (claims_api, list_1m, evidence_io, queue_next, webhooks)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

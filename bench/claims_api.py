@@ -72,9 +72,7 @@ def start_uvicorn(app_ref: str, env: dict[str, str] | None = None) -> tuple[subp
             time.sleep(0.1)
 
 
-def _load(
-    name: str, base: str, paths: list[str], pid: int, seconds: float, **kwargs: Any
-) -> WrkResult:
+def _load(name: str, base: str, paths: list[str], pid: int, seconds: float, **kwargs: Any) -> WrkResult:
     run_wrk(base, paths, seconds=1, **kwargs)  # warm-up: connections, pools, caches
     result = run_wrk(base, paths, seconds=seconds, server_pid=pid, **kwargs)
     log(
@@ -88,9 +86,7 @@ def run(desk: Desk, *, quick: bool) -> tuple[list[Metric], dict[str, Any]]:
     seconds = 3.0 if quick else 6.0
     desk.migrate()
     admin_key = desk.create_user("admin@bench.test", "admin")
-    naive_url = (
-        f"sqlite:///{Path(desk.workdir) / 'naive.db'}" if desk.kind == "sqlite" else desk.database_url
-    )
+    naive_url = f"sqlite:///{Path(desk.workdir) / 'naive.db'}" if desk.kind == "sqlite" else desk.database_url
     floor_proc = naive_proc = None
     results: dict[str, WrkResult] = {}
     try:
