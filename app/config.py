@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.ratelimit import parse_rate
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAIMDESK_", env_file=".env", extra="ignore")
@@ -47,6 +49,12 @@ class Settings(BaseSettings):
             for cidr in value:
                 ipaddress.ip_network(cidr, strict=False)
         return value
+
+    @field_validator("rate_limit_writes")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)  # a bad value stops the start, not the first write
+        return value.strip()
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

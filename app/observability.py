@@ -15,10 +15,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var
+from app.errors import PROBLEM_BASE
+from app.ratelimit import STATE_HEADERS
 
 log = logging.getLogger("claimdesk.access")
+errors_log = logging.getLogger("claimdesk")
 
-UPLOAD_PATH = re.compile(r"^/api/v1/claims/[^/]+/evidence$")
+# The API's evidence upload and the desk's (same streaming code, same upload limit).
+UPLOAD_PATH = re.compile(r"^(/api/v1/claims/[^/]+/evidence|/desk/claims/[^/]+/evidence/file)$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 SECURITY_HEADERS = [
@@ -27,6 +31,29 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+
+# For HTML that did not set its own policy (pages that do, like the public fact-checks and the desk,
+# keep theirs): nothing but our own styles and images, never framed.
+HTML_CSP = (
+    b"default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# FastAPI's /docs and /redoc load their bundles from jsDelivr (and ReDoc its fonts from Google) and
+# start them with an inline script; they show only our own OpenAPI document.
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    b"style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    b"connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+INTERNAL_ERROR = {
+    "type": PROBLEM_BASE + "internal-error",
+    "title": "Internal Server Error",
+    "status": 500,
+    "detail": "Something went wrong on our side; the request id helps us find it.",
+}
 
 
 class Metrics:
@@ -62,21 +89,40 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_holder = [500]
+        response_started = [False]
         raw_id = request_id.encode()
+        # Shared with request.state: the write limiter leaves its RateLimit fields here.
+        state = scope.setdefault("state", {})
+        is_docs = str(scope.get("path", "")).startswith(DOCS_PATHS)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
+                response_started[0] = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", raw_id))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                for name, value in state.get(STATE_HEADERS) or ():
+                    if name not in present:
+                        headers.append((name, value))
+                if b"content-security-policy" not in present:
+                    ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                    if ctype.lower().startswith(b"text/html"):
+                        headers.append((b"content-security-policy", DOCS_CSP if is_docs else HTML_CSP))
                 message["headers"] = headers
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # Starlette answers an unhandled error outside every middleware, so that answer would
+            # lack the request id and the security headers; answer here instead, while both are known.
+            if response_started[0]:
+                raise
+            errors_log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await _send_problem(send_wrapper, 500, INTERNAL_ERROR)
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -189,6 +235,21 @@ class _BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The request body is over the {limit}-byte limit for JSON.")
+
+
+async def _send_problem(send: Send, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})
 
 
 async def _too_large(send: Send, limit: int) -> None:

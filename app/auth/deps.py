@@ -14,6 +14,7 @@ from app.auth.roles import Role
 from app.auth.service import Principal
 from app.db import get_database
 from app.errors import Forbidden, Unauthorized
+from app.ratelimit import enforce_write_limit
 
 log = logging.getLogger("claimdesk.auth")
 
@@ -32,6 +33,8 @@ def current_principal(
     if found is None:
         raise Unauthorized("The API key is unknown, revoked or expired, or its user is inactive.")
     principal = found.principal
+    # Writes spend the key's budget (429 when spent), before anything touches the database again.
+    enforce_write_limit(request, user_id=principal.user_id, api_key_id=principal.api_key_id)
     if principal.api_key_id is not None and auth_service.should_touch(found.last_used_at):
         # Best effort: a busy database must not turn a read into an error over a last-used time.
         try:
