@@ -48,7 +48,7 @@ def load_demo(database: Database, settings: Settings, *, out: TextIO) -> None:
                 session, actor=Actor.system(), user_id=existing.id, name="demo (again)"
             )
             out.write("The demo desk is already loaded; here is a fresh key for its admin.\n")
-            _print_access(out, key)
+            _print_access(out, key, settings)
             return
         people: dict[str, Principal] = {}
         admin_key = ""
@@ -63,13 +63,16 @@ def load_demo(database: Database, settings: Settings, *, out: TextIO) -> None:
                 admin_key = key
         _load_claims(session, people, settings)
     out.write("Loaded the demo desk: 7 people, claims in every state.\n")
-    _print_access(out, admin_key)
+    _print_access(out, admin_key, settings)
 
 
-def _print_access(out: TextIO, key: str) -> None:
+def _print_access(out: TextIO, key: str, settings: Settings) -> None:
     people = ", ".join(email.split("@")[0] + f" ({role.value})" for email, _, role in PEOPLE)
+    desk_url = settings.public_base_url.rstrip("/") + "/desk/"
     out.write(
         f"\nDemo users, all @demo.claimdesk.test with the password {DEMO_PASSWORD!r}: {people}.\n"
+        f"Sign in to the desk in a browser at {desk_url}\n"
+        "  e.g. ayo@demo.claimdesk.test (checker), noor@demo.claimdesk.test (editor), admin@demo.claimdesk.test\n"
         "Call the API as the demo admin:\n"
         f"  export CLAIMDESK_KEY={key}\n"
         '  curl -H "Authorization: Bearer $CLAIMDESK_KEY" http://127.0.0.1:${PORT:-8000}/api/v1/claims\n'
