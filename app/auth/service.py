@@ -1,11 +1,21 @@
-"""Users and API keys."""
+"""Users and API keys.
+
+Key lookups are cached in-process for ``KEY_CACHE_TTL_SECONDS`` (keyed by the key's hash, never the
+key itself): every authenticated request would otherwise read the key and its user. Revoking a
+key, or changing a user's role, name or active flag through this module, drops the affected entries
+at once in this process (when the change is made and again when it commits). Another process (a
+second server, the CLI) sees such a change within the TTL. Expiry is checked on every hit.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -20,6 +30,8 @@ from app.clock import clock
 from app.errors import Conflict, NotFound, Unprocessable
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+KEY_CACHE_TTL_SECONDS = 10.0
+KEY_CACHE_MAX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ def update_user(
     if changes:
         user.updated_at = clock.now()
         session.flush()
+        forget_keys(session, user_id=user_id)
         audit.record(
             session,
             type_="user.updated",
@@ -215,6 +228,7 @@ def revoke_api_key(session: Session, *, actor: Actor, key_id: int) -> ApiKey:
             raise Conflict("This is your last working key: create another before revoking it.")
     row.revoked_at = clock.now()
     session.flush()
+    forget_keys(session, key_id=row.id)
     audit.record(
         session,
         type_="api_key.revoked",
@@ -232,10 +246,99 @@ class KeyLookup:
     last_used_at: datetime | None
 
 
+@dataclass
+class _CachedKey:
+    lookup: KeyLookup
+    expires_at: datetime | None
+    stored_at: float
+
+
+@dataclass
+class _KeyCache:
+    """Successful lookups by (database, key hash). ``generation`` moves on every invalidation, so a
+    lookup that raced with one is not stored."""
+
+    entries: dict[tuple[str, str], _CachedKey] = field(default_factory=dict)
+    generation: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, scope: tuple[str, str]) -> _CachedKey | None:
+        entry = self.entries.get(scope)
+        if entry is not None and time.monotonic() - entry.stored_at >= KEY_CACHE_TTL_SECONDS:
+            with self.lock:
+                if self.entries.get(scope) is entry:
+                    del self.entries[scope]
+            return None
+        return entry
+
+    def put(self, scope: tuple[str, str], entry: _CachedKey, generation: int) -> None:
+        with self.lock:
+            if generation != self.generation:
+                return
+            if len(self.entries) >= KEY_CACHE_MAX_ENTRIES:
+                self.entries.clear()
+            self.entries[scope] = entry
+
+    def forget(self, *, key_id: int | None = None, user_id: int | None = None) -> None:
+        with self.lock:
+            self.generation += 1
+            for scope, entry in list(self.entries.items()):
+                principal = entry.lookup.principal
+                if (key_id is not None and principal.api_key_id == key_id) or (
+                    user_id is not None and principal.user_id == user_id
+                ):
+                    del self.entries[scope]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.generation += 1
+            self.entries.clear()
+
+
+_key_cache = _KeyCache()
+_PENDING = "claimdesk.auth.forget"
+
+
+def forget_keys(session: Session, *, key_id: int | None = None, user_id: int | None = None) -> None:
+    """Drop cached lookups for a key or for all of a user's keys, now and again when ``session``
+    commits (a lookup between now and the commit still reads the old row and may be cached)."""
+    _key_cache.forget(key_id=key_id, user_id=user_id)
+    session.info.setdefault(_PENDING, []).append((key_id, user_id))
+
+
+def clear_key_cache() -> None:
+    _key_cache.clear()
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    for key_id, user_id in session.info.pop(_PENDING, ()):
+        _key_cache.forget(key_id=key_id, user_id=user_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    # The change did not happen; dropping entries again is harmless and keeps the list bounded.
+    for key_id, user_id in session.info.pop(_PENDING, ()):
+        _key_cache.forget(key_id=key_id, user_id=user_id)
+
+
+def _cache_scope(session: Session, key_hash: str) -> tuple[str, str]:
+    return (str(session.get_bind().engine.url), key_hash)
+
+
 def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
     """The principal for a presented key, or None if it is unknown, revoked, expired or inactive."""
     if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
         return None
+    key_hash = key_tools.hash_key(raw_key)
+    scope = _cache_scope(session, key_hash)
+    cached = _key_cache.get(scope)
+    if cached is not None:
+        if cached.expires_at is not None and cached.expires_at <= clock.now():
+            return None
+        return cached.lookup
+    generation = _key_cache.generation
     row = session.execute(
         sa.select(
             col(ApiKey.id),
@@ -249,7 +352,7 @@ def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
             col(User.active),
         )
         .join(User, col(User.id) == col(ApiKey.user_id))
-        .where(col(ApiKey.key_hash) == key_tools.hash_key(raw_key))
+        .where(col(ApiKey.key_hash) == key_hash)
     ).first()
     if row is None:
         return None
@@ -258,12 +361,22 @@ def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
     if revoked_at is not None or not active or (expires_at is not None and expires_at <= now):
         return None
     assert user_id is not None
-    return KeyLookup(Principal(user_id, Role(role), email, name, key_id), last_used_at)
+    found = KeyLookup(Principal(user_id, Role(role), email, name, key_id), last_used_at)
+    _key_cache.put(scope, _CachedKey(found, expires_at, time.monotonic()), generation)
+    return found
 
 
 def touch_key(session: Session, key_id: int) -> None:
     """Record use, coalesced: callers do this at most once a minute per key."""
-    session.execute(sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=clock.now()))
+    now = clock.now()
+    session.execute(sa.update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=now))
+    # Cached lookups carry the time of last use: move it on, or every cached hit would touch again.
+    with _key_cache.lock:
+        for scope, entry in list(_key_cache.entries.items()):
+            if entry.lookup.principal.api_key_id == key_id:
+                _key_cache.entries[scope] = _CachedKey(
+                    KeyLookup(entry.lookup.principal, now), entry.expires_at, entry.stored_at
+                )
 
 
 def should_touch(last_used_at: datetime | None) -> bool:
