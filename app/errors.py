@@ -86,6 +86,13 @@ class RangeNotSatisfiable(DomainError):
 class Unprocessable(DomainError):
     status, slug, title = 422, "validation-error", "Unprocessable content"
 
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        # Every entry of `errors` has loc, msg and type, as the documented Problem schema says;
+        # a raiser that names only the field gets the detail as its message.
+        if isinstance(extra.get("errors"), list):
+            extra["errors"] = [{"msg": detail, "type": "value_error", **e} for e in extra["errors"]]
+        super().__init__(detail, headers=headers, **extra)
+
 
 class TooManyRequests(DomainError):
     status, slug, title = 429, "rate-limited", "Too many requests"

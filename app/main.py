@@ -25,6 +25,7 @@ from app.evidence.storage import make_blob_store
 from app.intake.router import router as intake_router
 from app.migrate import current_revision, head_revision
 from app.observability import BodyLimitMiddleware, Metrics, RequestContextMiddleware, configure_logging
+from app.openapi import install as install_openapi
 from app.publishing.ratings import scale_for
 from app.publishing.router import api_router as publishing_router
 from app.publishing.router import public_router
@@ -36,6 +37,8 @@ from app.worker import in_process_worker_wanted, install_metrics, start_in_proce
 log = logging.getLogger("claimdesk")
 
 PROBLEM_TYPE = "application/problem+json"
+# What FastAPI's body reader raises (as a 400) when the bytes cannot be decoded at all.
+BODY_PARSE_ERROR = "There was an error parsing the body"
 
 DESCRIPTION = """
 Claimdesk tracks each claim a verification desk checks, from intake to a published verdict.
@@ -98,6 +101,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+            # FastAPI answers 422 to a body that is not JSON but 400 to one that is not even text
+            # (invalid UTF-8); both are the same mistake, so both are 422 like any invalid body.
+            return problem(
+                422,
+                "The request body is not valid JSON.",
+                slug="validation-error",
+                instance=request.url.path,
+                errors=[{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}],
+            )
         if exc.status_code == 404:
             detail = f"No route {request.url.path}."
         elif exc.status_code == 405:
@@ -165,6 +178,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(webhooks_router)
     _install_operations(app)
+    install_openapi(app)
     return app
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.responses import Response, StreamingResponse
 
 from app.errors import RangeNotSatisfiable
+from app.evidence.sniff import ALLOWED_MEDIA_TYPES
 from app.evidence.storage import BlobNotFound, BlobStore
 from app.evidence.upload import safe_filename
 
@@ -29,6 +30,18 @@ if TYPE_CHECKING:
 
 HTML_CSP = "default-src 'none'; sandbox"
 DEFAULT_CACHE_CONTROL = "private, no-cache"
+
+# For the OpenAPI document: a download is answered in the media type sniffed at upload, which is
+# always one of the allowed ones.
+FILE_CONTENT: dict[str, Any] = {
+    media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in sorted(ALLOWED_MEDIA_TYPES)
+}
+FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file, in the media type read from its bytes at upload", "content": FILE_CONTENT},
+    206: {"description": "Part of the file (Range)", "content": FILE_CONTENT},
+    304: {"description": "Not modified (If-None-Match)"},
+    416: {"description": "Range not satisfiable", "content": {"application/problem+json": {}}},
+}
 
 __all__ = [
     "HTML_CSP",

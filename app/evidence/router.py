@@ -23,7 +23,7 @@ from app.db import Database, ReadSessionDep, WriteSessionDep, get_database
 from app.deps import IdempotencyKey, SettingsDep
 from app.errors import Gone, NotFound, Unprocessable, UnsupportedMediaType, problem_response
 from app.evidence import service
-from app.evidence.download import blob_response
+from app.evidence.download import FILE_RESPONSES, blob_response
 from app.evidence.models import Evidence
 from app.evidence.schemas import EvidenceIn, EvidenceList, EvidencePublic, ReasonIn, Stance, Visibility
 from app.evidence.service import StoredFile
@@ -260,11 +260,8 @@ def retract_evidence(
     ),
     responses={
         **ERRORS,
-        200: {"description": "The file", "content": {"application/octet-stream": {}}},
-        206: {"description": "Part of the file", "content": {"application/octet-stream": {}}},
-        304: {"description": "Not modified (If-None-Match)"},
+        **FILE_RESPONSES,
         410: problem_response("Purged"),
-        416: problem_response("Range not satisfiable"),
     },
     response_class=Response,
 )

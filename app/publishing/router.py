@@ -19,7 +19,7 @@ from app.config import Settings
 from app.db import Database, ReadSessionDep, get_database
 from app.deps import SettingsDep
 from app.errors import InvalidCursor, problem_response
-from app.evidence.download import blob_response
+from app.evidence.download import FILE_RESPONSES, blob_response
 from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.publishing import claimreview, service
 from app.publishing.ratings import scale_for
@@ -222,7 +222,7 @@ def rating_scale(settings: SettingsDep, accept: Annotated[str | None, Header()] 
     "/evidence/{evidence_id}/content",
     summary="A public evidence file of a published fact-check",
     response_class=Response,
-    responses={404: problem_response("No such public file")},
+    responses={**FILE_RESPONSES, 404: problem_response("No such public file")},
 )
 async def public_evidence_file(request: Request, evidence_id: str) -> Response:
     database: Database = get_database(request)
