@@ -172,14 +172,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, ensure_ascii=False)
 
 
+# Libraries whose debug (or, for httpx, info) output carries what must never be logged: request
+# headers and signatures (botocore), full URLs, whose path is the credential for Slack-style hooks
+# (httpx, httpcore, urllib3), SQL parameters (sqlalchemy). They stay at WARNING whatever
+# CLAIMDESK_LOG_LEVEL says.
+QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore", "sqlalchemy", "multipart")
+
+# A second line of defence for our own lines and tracebacks (a driver error can quote the SQL
+# parameters it failed on): API keys, webhook secrets and Authorization values are masked.
+_SECRET_TEXT = re.compile(r"(cdk_|whsec_)[A-Za-z0-9_\-+/]{20,}=*|((?i:bearer|basic)\s+)[^\s\"',;]+")
+
+
+def redact(text: str) -> str:
+    return _SECRET_TEXT.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 def configure_logging(level: str = "INFO", *, as_json: bool = False) -> None:
     root = logging.getLogger()
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if any(getattr(h, "_claimdesk", False) for h in root.handlers):
         root.setLevel(level.upper())
         return
     handler = logging.StreamHandler()
     handler._claimdesk = True  # type: ignore[attr-defined]
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactSecretsFilter())
     handler.setFormatter(
         JsonFormatter()
         if as_json

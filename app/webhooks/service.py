@@ -8,10 +8,12 @@ Services only flush; the caller's transaction commits. Endpoint changes are audi
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -46,10 +48,21 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _audit_url(url: str) -> str:
+    """The target as the audit trail keeps it: scheme, host and port, and a fingerprint of the rest.
+    Slack, Discord and Teams hooks carry their credential in the path (others in the query or
+    user info), and the trail can never be erased."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/... (sha256 {hashlib.sha256(url.encode()).hexdigest()[:16]})"
+
+
 def _describe(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """What the audit trail keeps about an endpoint (never its secrets)."""
     return {
-        "url": endpoint.url,
+        "url": _audit_url(endpoint.url),
         "events": list(endpoint.events),
         "format": endpoint.format,
         "enabled": endpoint.enabled,
@@ -141,7 +154,7 @@ def update_endpoint(
         url = validate_target_url(changes["url"], settings)
         if url != endpoint.url:
             endpoint.url = url
-            changed["url"] = url
+            changed["url"] = _audit_url(url)
     for field in ("events", "description", "format"):
         value = changes.get(field)
         if value is not None and value != getattr(endpoint, field):
