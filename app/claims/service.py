@@ -216,7 +216,7 @@ def create_claim(
             claim,
             "claim.duplicate_suspected",
             principal.actor,
-            {"duplicates": [{"claim_id": m.claim.id, "similarity": m.score} for m in duplicates]},
+            {"duplicates": [{"claim_id": d.claim_id, "similarity": d.score} for d in duplicates]},
             at=now,
         )
     return claim
@@ -322,18 +322,7 @@ def set_verdict(
         raise Forbidden("Setting a verdict needs the checker role or above.")
     claim = lock_claim(session, claim_id)
     check_if_match(claim, if_match)
-    if claim.state == State.in_review:
-        raise Conflict(
-            "The verdict cannot change while in review: request changes first.",
-            allowed_actions=states.user_actions_from(State.in_review),
-        )
-    if claim.state != State.in_progress:
-        raise Conflict(
-            f"A verdict is set while the claim is in_progress; it is {claim.state}.",
-            allowed_actions=states.user_actions_from(State(claim.state)),
-        )
-    if not principal.has(Role.editor) and claim.assignee_id != principal.user_id:
-        raise Forbidden("Only the claim's assignee or an editor may set its verdict.")
+    check_may_set_verdict(claim, principal)
     scale = scale_for(settings.rating_scale)
     rating = scale.get(data.rating)
     if rating is None:
@@ -370,6 +359,23 @@ def set_verdict(
         at=now,
     )
     return claim
+
+
+def check_may_set_verdict(claim: Claim, principal: Principal) -> None:
+    """State, then object rule, for a caller whose role was already checked (the desk asks it too,
+    to decide whether to offer the verdict form)."""
+    if claim.state == State.in_review:
+        raise Conflict(
+            "The verdict cannot change while in review: request changes first.",
+            allowed_actions=states.user_actions_from(State.in_review),
+        )
+    if claim.state != State.in_progress:
+        raise Conflict(
+            f"A verdict is set while the claim is in_progress; it is {claim.state}.",
+            allowed_actions=states.user_actions_from(State(claim.state)),
+        )
+    if not principal.has(Role.editor) and claim.assignee_id != principal.user_id:
+        raise Forbidden("Only the claim's assignee or an editor may set its verdict.")
 
 
 def _verdict_dict(claim: Claim) -> dict[str, Any] | None:
