@@ -31,6 +31,7 @@ from app.publishing.router import api_router as publishing_router
 from app.publishing.router import public_router
 from app.queue.router import router as queue_router
 from app.review.router import router as review_router
+from app.web import install as install_desk
 from app.webhooks.router import router as webhooks_router
 from app.worker import in_process_worker_wanted, install_metrics, start_in_process
 
@@ -177,6 +178,7 @@ def create_app(
     app.include_router(public_router)
     app.include_router(auth_router)
     app.include_router(webhooks_router)
+    install_desk(app)
     _install_operations(app)
     install_openapi(app)
     return app

@@ -121,6 +121,8 @@ def check_origin(request: Request) -> None:
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise Forbidden("This form was sent from another site; reload the page and try again.")
+    if site == "same-origin":
+        return  # the browser's own word (page scripts cannot set it); Origin may be "null" under no-referrer
     origin = request.headers.get("origin")
     if origin is None:
         return

@@ -43,7 +43,8 @@ DESK_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
-PAGE_HEADERS = {"Content-Security-Policy": DESK_CSP, "Cache-Control": "no-store"}
+# same-origin (not the API's no-referrer) so that browsers send a real Origin on the desk's own forms.
+PAGE_HEADERS = {"Content-Security-Policy": DESK_CSP, "Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 # What ``?ok=<key>`` shows after a redirect: fixed texts, so nothing from the URL is echoed.
 FLASH = {
