@@ -25,11 +25,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.clock import clock
-from app.errors import DomainError
+from app.errors import DomainError, Unprocessable
 from app.web.deps import SignInRequired
 
 log = logging.getLogger("claimdesk.desk")
@@ -177,6 +178,19 @@ def problem_of(exc: DomainError) -> Problem:
         allowed_actions=[str(a) for a in exc.extra.get("allowed_actions") or []],
         missing=[str(m) for m in exc.extra.get("missing") or []],
     )
+
+
+def invalid_input(exc: ValidationError, what: str) -> Unprocessable:
+    """A form that does not make a valid request body, as the 422 the API would answer."""
+    errors = [
+        {"loc": ["body", *[str(p) for p in err["loc"]]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    parts = []
+    for err in errors[:4]:
+        name = str(err["loc"][1]).replace("_", " ") if len(err["loc"]) > 1 else "form"
+        parts.append(f"{name}: {str(err['msg']).removeprefix('Value error, ')}")
+    return Unprocessable(f"{what}. " + "; ".join(parts) + ".", errors=errors)
 
 
 def page(
