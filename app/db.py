@@ -5,6 +5,13 @@ SQLite: WAL, foreign keys on, a busy timeout, and every write transaction opened
 "database is locked" after reading. Reads use a second engine with ordinary deferred
 transactions so readers never queue behind writers.
 
+Within one process, writers to a SQLite file first pass a *writer gate* (a lock per database file)
+taken just before ``BEGIN IMMEDIATE`` and given back when the connection commits, rolls back or
+closes, whatever the path (an invalidated connection is closed; a failed BEGIN gives it back at
+once). Waiting writers then queue on a lock and start the moment the previous one commits, instead
+of sleeping in SQLite's busy handler, whose growing back-off made the latency tail long and unfair.
+Other processes (a separate worker, the CLI) still meet the busy timeout as before.
+
 PostgreSQL (psycopg 3): one engine serves both; row locks (``SELECT ... FOR UPDATE``) and
 ``SKIP LOCKED`` do the serialising where it matters.
 
@@ -14,6 +21,8 @@ Routers get a session from ``WriteSessionDep`` or ``ReadSessionDep``; services o
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,13 +76,90 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
+class GatedConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions pass its database's writer gate. The gate is
+    held from just before ``BEGIN IMMEDIATE`` until commit, rollback or close on this connection."""
+
+    gate: threading.Lock | None = None
+    holding: bool = False
+
+    def acquire_gate(self) -> None:
+        if self.gate is None or self.holding:
+            return
+        if not self.gate.acquire(timeout=SQLITE_BUSY_SECONDS):
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE",
+                None,
+                sqlite3.OperationalError("database is locked (waited for this process's other writers)"),
+            )
+        self.holding = True
+
+    def release_gate(self) -> None:
+        if self.holding:
+            self.holding = False
+            if self.gate is not None:
+                self.gate.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_gate()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_gate()
+
+    def __del__(self) -> None:
+        self.release_gate()
+
+
+_gates: dict[str, threading.Lock] = {}
+_gates_lock = threading.Lock()
+
+
+def writer_gate(path: str) -> threading.Lock:
+    """The process-wide writer gate of the SQLite file at ``path``."""
+    key = os.path.realpath(path)
+    with _gates_lock:
+        return _gates.setdefault(key, threading.Lock())
+
+
+def _sqlite_file(url: str) -> str | None:
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 def _sqlite_connect_args(url: str) -> dict[str, Any]:
-    return {"check_same_thread": False, "timeout": 30, "isolation_level": None}
+    return {
+        "check_same_thread": False,
+        "timeout": SQLITE_BUSY_SECONDS,
+        "isolation_level": None,
+        "factory": GatedConnection,
+    }
 
 
 def _install_sqlite_events(engine: Engine, *, immediate: bool) -> None:
+    path = _sqlite_file(str(engine.url)) if immediate else None
+    gate = writer_gate(path) if path is not None else None
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        if isinstance(dbapi_conn, GatedConnection):
+            dbapi_conn.gate = gate
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -83,7 +169,16 @@ def _install_sqlite_events(engine: Engine, *, immediate: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        dbapi_conn = conn.connection.dbapi_connection
+        if not (immediate and isinstance(dbapi_conn, GatedConnection)):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            return
+        dbapi_conn.acquire_gate()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_conn.release_gate()
+            raise
 
 
 @dataclass

@@ -22,6 +22,17 @@ from app.clock import clock
 from app.context import request_id_var
 
 GENESIS = "0" * 64
+_EVENTS: sa.Table = AuditEvent.__table__  # type: ignore[attr-defined]
+_OUTBOX: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]
+# Core statements, built once: every change in the desk writes one event and usually one outbox row.
+_LAST_IN_CHAIN = (
+    sa.select(_EVENTS.c.seq, _EVENTS.c.hash)
+    .where(_EVENTS.c.subject == sa.bindparam("subject"))
+    .order_by(_EVENTS.c.seq.desc())
+    .limit(1)
+)
+_INSERT_EVENT = _EVENTS.insert().returning(_EVENTS.c.id)
+_INSERT_OUTBOX = _OUTBOX.insert()
 
 
 @dataclass(frozen=True)
@@ -96,15 +107,14 @@ def record(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Append an event to ``subject``'s chain and, with ``emit``, the matching outbox row."""
+    # What the caller added to the session (the claim, say) must be in the database before the
+    # event that names it; the event and outbox rows then go in as Core inserts, not through the ORM.
+    session.flush()
     _lock_subject(session, subject)
     created_at = at or clock.now()
     payload = _jsonable(data or {})
-    last = session.execute(
-        sa.select(col(AuditEvent.seq), col(AuditEvent.hash))
-        .where(col(AuditEvent.subject) == subject)
-        .order_by(col(AuditEvent.seq).desc())
-        .limit(1)
-    ).first()
+    conn = session.connection()
+    last = conn.execute(_LAST_IN_CHAIN, {"subject": subject}).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     actor_id, key_id = actor.user_id, actor.api_key_id
     digest = event_hash(
@@ -118,32 +128,33 @@ def record(
         data=payload,
         created_at=created_at,
     )
-    event = AuditEvent(
-        subject=subject,
-        seq=seq,
-        claim_id=claim_id,
-        type=type_,
-        actor_id=actor_id,
-        api_key_id=key_id,
-        request_id=request_id_var.get(),
-        data=payload,
-        created_at=created_at,
-        prev_hash=prev,
-        hash=digest,
-    )
-    session.add(event)
-    session.flush()
+    values: dict[str, Any] = {
+        "subject": subject,
+        "seq": seq,
+        "claim_id": claim_id,
+        "type": type_,
+        "actor_id": actor_id,
+        "api_key_id": key_id,
+        "request_id": request_id_var.get(),
+        "data": payload,
+        "created_at": created_at,
+        "prev_hash": prev,
+        "hash": digest,
+    }
+    event_id = conn.execute(_INSERT_EVENT, values).scalar_one()
     if emit:
-        session.add(
-            OutboxEvent(
-                event_id=event.id,
-                type=type_,
-                claim_id=claim_id,
-                payload=_jsonable(outbox_payload if outbox_payload is not None else payload),
-                created_at=created_at,
-            )
+        conn.execute(
+            _INSERT_OUTBOX,
+            {
+                "event_id": event_id,
+                "type": type_,
+                "claim_id": claim_id,
+                "payload": _jsonable(outbox_payload if outbox_payload is not None else payload),
+                "created_at": created_at,
+                "dispatched_at": None,
+            },
         )
-    return event
+    return AuditEvent(id=event_id, **values)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -49,8 +49,8 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _one(session: Any, claim: Any, principal: Principal, settings: Settings) -> ClaimPublic:
-    return service.present(session, [claim], principal=principal, settings=settings)[0]
+def _one(session: Any, claim: Any, principal: Principal, settings: Settings, *, new: bool = False) -> ClaimPublic:
+    return service.present(session, [claim], principal=principal, settings=settings, new=new)[0]
 
 
 def _etag(response: Response, claim: ClaimPublic) -> None:
@@ -84,7 +84,7 @@ def create_claim(
             headers["ETag"] = f'"{replay.body["version"]}"'
         return JSONResponse(replay.body, status_code=replay.status_code, headers=headers)
     claim = service.create_claim(session, principal=principal, data=body, settings=settings)
-    out = _one(session, claim, principal, settings)
+    out = _one(session, claim, principal, settings, new=True)
     location = f"/api/v1/claims/{out.id}"
     idempotency.remember(
         session,
@@ -126,7 +126,7 @@ def create_claims_batch(
         except DomainError as exc:
             results.append(BatchResult(index=index, status=exc.status, problem=exc.to_problem()))
             continue
-        results.append(BatchResult(index=index, status=201, claim=_one(session, claim, principal, settings)))
+        results.append(BatchResult(index=index, status=201, claim=_one(session, claim, principal, settings, new=True)))
     return BatchOut(results=results)
 
 
@@ -242,6 +242,13 @@ def update_claim(
     return out
 
 
+def _may_attempt(action: str, principal: CurrentPrincipal) -> Principal:
+    """The action's least role as a dependency, so that it is checked before the body is validated
+    (401 -> 403 -> 422 -> 404 -> ..., as on every other route)."""
+    service.check_action_role(principal, action)
+    return principal
+
+
 @router.post(
     "/claims/{claim_id}/actions/{action}",
     response_model=ClaimPublic,
@@ -257,7 +264,7 @@ def act_on_claim(
     claim_id: str,
     action: str,
     response: Response,
-    principal: CurrentPrincipal,
+    principal: Annotated[Principal, Depends(_may_attempt)],
     session: WriteSessionDep,
     settings: SettingsDep,
     body: Annotated[ActionBody | None, Body()] = None,

@@ -425,6 +425,23 @@ class ActionOutcome:
     approvals: list[ClaimApproval] = field(default_factory=list)
 
 
+def check_action_role(principal: Principal, action_name: str) -> Action:
+    """The action exists (404) and the caller's role admits it (403): the first checks of an action,
+    which the API makes before it reads the body."""
+    action = states.parse_action(action_name)
+    if action is None:
+        raise NotFound(
+            f"No action {action_name!r}.",
+            known_actions=[a.value for a, t in states.TRANSITIONS.items() if t.role is not None],
+        )
+    transition = states.transition_for(action)
+    if transition.role is None:
+        raise Forbidden(f"{action.value} is performed by the system only.")
+    if not principal.has(transition.role):
+        raise Forbidden(f"{action.value} needs the {transition.role.value} role or above.")
+    return action
+
+
 def perform_action(
     session: Session,
     *,
@@ -439,17 +456,8 @@ def perform_action(
     """A person's action on a claim, checked in the documented order:
     role (403) -> claim exists (404) -> allowed from this state (409) -> object rule (403)
     -> precondition (409) -> reason or comment present (422)."""
-    action = states.parse_action(action_name)
-    if action is None:
-        raise NotFound(
-            f"No action {action_name!r}.",
-            known_actions=[a.value for a, t in states.TRANSITIONS.items() if t.role is not None],
-        )
+    action = check_action_role(principal, action_name)
     transition = states.transition_for(action)
-    if transition.role is None:
-        raise Forbidden(f"{action.value} is performed by the system only.")
-    if not principal.has(transition.role):
-        raise Forbidden(f"{action.value} needs the {transition.role.value} role or above.")
     claim = lock_claim(session, claim_id)
     check_if_match(claim, if_match)
     states.check_allowed(State(claim.state), action)
@@ -850,23 +858,30 @@ def allowed_actions_for(claim: Claim, principal: Principal, approved_by: Collect
     return allowed
 
 
+_REVIEWER_TABLE: sa.Table = ClaimReviewer.__table__  # type: ignore[attr-defined]
+# Built once, run as a plain Core statement: every claim the API shows needs its reviewers.
+_REVIEWERS_OF = (
+    sa.select(_REVIEWER_TABLE.c.claim_id, _REVIEWER_TABLE.c.user_id)
+    .where(_REVIEWER_TABLE.c.claim_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_REVIEWER_TABLE.c.claim_id, _REVIEWER_TABLE.c.user_id)
+)
+
+
 def present(
     session: Session,
     claims: list[Claim],
     *,
     principal: Principal,
     settings: Settings,
+    new: bool = False,
 ) -> list[ClaimPublic]:
-    """Claims as the API shows them, with reviewers and current approvals fetched in two queries."""
+    """Claims as the API shows them, with reviewers and current approvals fetched in two queries.
+    ``new``: the claims were created in this transaction, so they have neither yet."""
     ids = [c.id for c in claims if c.id is not None]
     reviewers: dict[int, list[int]] = {i: [] for i in ids}
     approvals: dict[int, list[ClaimApproval]] = {i: [] for i in ids}
-    if ids:
-        for cid, uid in session.execute(
-            sa.select(col(ClaimReviewer.claim_id), col(ClaimReviewer.user_id))
-            .where(col(ClaimReviewer.claim_id).in_(ids))
-            .order_by(col(ClaimReviewer.claim_id), col(ClaimReviewer.user_id))
-        ):
+    if ids and not new:
+        for cid, uid in session.connection().execute(_REVIEWERS_OF, {"ids": ids}):
             reviewers[cid].append(uid)
         rounds = {c.id: c.review_round for c in claims}
         in_review = [c.id for c in claims if c.state == State.in_review]

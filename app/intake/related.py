@@ -63,6 +63,9 @@ _COMMON = wordset(
 )
 _WORD = re.compile(r"[^\W_]+")
 _TERMS: sa.Table = ClaimTerm.__table__  # type: ignore[attr-defined]
+_CLAIMS: sa.Table = Claim.__table__  # type: ignore[attr-defined]
+# Built once: the candidates' texts at creation, read as plain rows (no ORM entities).
+_CANDIDATE_TEXTS = sa.select(_CLAIMS.c.id, _CLAIMS.c.text).where(_CLAIMS.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _dense(ch: str) -> bool:
@@ -211,9 +214,16 @@ def _score_duplicates(claim: Claim, others: list[Claim], keep: Collection[int] =
     return out[:MAX_DUPLICATES]
 
 
-def register_claim(session: Session, claim: Claim) -> list[Match]:
+@dataclass(frozen=True)
+class SuspectedDuplicate:
+    claim_id: int
+    score: float
+
+
+def register_claim(session: Session, claim: Claim) -> list[SuspectedDuplicate]:
     """For a claim just created: the claims it likely duplicates (best first), then its own terms
-    added to the index. A handful of index reads and at most CREATE_SCORED comparisons."""
+    added to the index. A handful of index reads and at most CREATE_SCORED comparisons; the
+    candidates' texts are the only thing read from the claims table."""
     assert claim.id is not None
     hashes = term_hashes(claim.text)
     ids = _best_sharing(
@@ -222,14 +232,13 @@ def register_claim(session: Session, claim: Claim) -> list[Match]:
     duplicates: list[tuple[int, float]] = []
     if ids:
         mine = Profile(claim.text)
-        for cid, text in session.execute(sa.select(col(Claim.id), col(Claim.text)).where(col(Claim.id).in_(ids))):
+        for cid, text in session.connection().execute(_CANDIDATE_TEXTS, {"ids": ids}):
             score = round(mine.score(Profile(text)), 3)
             if score >= DUPLICATE_THRESHOLD and cid is not None:
                 duplicates.append((cid, score))
     index_claim(session, claim, hashes, new=True)
     duplicates.sort(key=lambda d: (-d[1], -d[0]))
-    found = {c.id: c for c in _load(session, [cid for cid, _ in duplicates])}
-    return [Match(found[cid], score) for cid, score in duplicates if cid in found]
+    return [SuspectedDuplicate(cid, score) for cid, score in duplicates]
 
 
 # --- the related view ------------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""SQLite's in-process writer gate (app/db.py): held from BEGIN IMMEDIATE to the end of the
+transaction, and given back on every way a transaction can end, including a connection that is
+invalidated or closed mid-transaction and a BEGIN that fails."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.config import Settings
+from app.db import Database, GatedConnection, make_database, writer_gate
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path):
+    path = tmp_path / "gate.db"
+    database = make_database(Settings(database_url=f"sqlite:///{path}", storage=str(tmp_path / "ev")))
+    with database.write_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    yield database, writer_gate(str(path))
+    database.dispose()
+
+
+def test_held_for_the_transaction_and_released_at_commit_and_rollback(sqlite_db) -> None:
+    database, gate = sqlite_db
+    assert not gate.locked()
+    with database.transaction() as session:
+        session.execute(sa.text("INSERT INTO t (v) VALUES ('a')"))
+        assert gate.locked()
+    assert not gate.locked()
+    session = database.write_session()
+    session.execute(sa.text("INSERT INTO t (v) VALUES ('b')"))
+    assert gate.locked()
+    session.rollback()
+    assert not gate.locked()
+    session.close()
+    # readers never take it
+    with database.read_session() as session:
+        session.execute(sa.text("SELECT count(*) FROM t")).scalar_one()
+        assert not gate.locked()
+
+
+def test_released_when_the_connection_is_invalidated_mid_transaction(sqlite_db) -> None:
+    database, gate = sqlite_db
+    conn = database.write_engine.connect()
+    conn.exec_driver_sql("INSERT INTO t (v) VALUES ('c')")
+    assert gate.locked()
+    conn.invalidate()
+    assert not gate.locked()
+    conn.close()
+    # and the next writer goes straight in
+    with database.transaction() as session:
+        session.execute(sa.text("INSERT INTO t (v) VALUES ('d')"))
+    with database.read_session() as session:
+        assert session.execute(sa.text("SELECT v FROM t ORDER BY id")).scalars().all() == ["d"]
+
+
+def test_released_when_the_pool_is_disposed_or_the_connection_closed(sqlite_db) -> None:
+    database, gate = sqlite_db
+    conn = database.write_engine.connect()
+    conn.exec_driver_sql("INSERT INTO t (v) VALUES ('e')")
+    raw = conn.connection.dbapi_connection
+    assert isinstance(raw, GatedConnection) and gate.locked()
+    raw.close()  # closed under SQLAlchemy's feet, as a dying connection would be
+    assert not gate.locked()
+    with pytest.raises(sa.exc.DBAPIError):
+        conn.exec_driver_sql("INSERT INTO t (v) VALUES ('f')")
+    conn.close()
+    assert not gate.locked()
+
+
+def test_released_when_begin_fails(sqlite_db, tmp_path: Path) -> None:
+    database, gate = sqlite_db
+    other = sqlite3.connect(tmp_path / "gate.db", isolation_level=None)  # another process, in effect
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        conn = database.write_engine.connect()
+        conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=50")
+        with pytest.raises(sa.exc.OperationalError):
+            conn.exec_driver_sql("INSERT INTO t (v) VALUES ('g')")
+        assert not gate.locked()
+        conn.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not gate.locked()
+
+
+def test_waiting_writers_queue_on_the_gate_and_all_commit(sqlite_db) -> None:
+    database, gate = sqlite_db
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(20):
+                with database.transaction() as session:
+                    session.execute(sa.text("INSERT INTO t (v) VALUES (:v)"), {"v": f"{n}-{i}"})
+                    time.sleep(0.001)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    assert not gate.locked()
+    with database.read_session() as session:
+        assert session.execute(sa.text("SELECT count(*) FROM t")).scalar_one() == 160
+
+
+def test_memory_databases_have_no_gate(tmp_path: Path) -> None:
+    database: Database = make_database(Settings(database_url="sqlite://", storage=str(tmp_path / "ev")))
+    try:
+        with database.transaction() as session:
+            session.execute(sa.text("SELECT 1"))
+        raw = database.write_engine.raw_connection()
+        try:
+            assert getattr(raw.dbapi_connection, "gate", None) is None
+        finally:
+            raw.close()
+    finally:
+        database.dispose()
