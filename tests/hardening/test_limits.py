@@ -180,9 +180,11 @@ def test_the_document_says_errors_are_problems(app: Any) -> None:
                 if int(status) >= 400:
                     content = response.get("content", {})
                     assert "application/problem+json" in content, (method, path, status)
-                    assert content["application/problem+json"]["schema"] == {
-                        "$ref": "#/components/schemas/Problem"
-                    }, (method, path, status)
+                    assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}, (
+                        method,
+                        path,
+                        status,
+                    )
                     assert "application/json" not in content, (method, path, status)
             if any(p["name"] == "cursor" for p in operation.get("parameters", [])):
                 assert "400" in operation["responses"], (method, path)
