@@ -489,3 +489,84 @@ def test_no_admin_route_answers_below_admin_even_for_own_things(matrix: Matrix) 
         r = m.client.patch(f"/api/v1/users/{me.id}", json={"role": "admin"}, headers=me.headers)
         assert r.status_code == 403, r.text
         assert m.client.get("/api/v1/me", headers=me.headers).json()["role"] == role
+
+
+# --- the order of checks (docs/api.md) ---------------------------------------------------------
+
+
+def test_the_order_of_checks_on_a_verdict(matrix: Matrix) -> None:
+    """401 -> 403 role -> 422 shape -> 404 -> 412 -> 409 state -> 403 object rule -> 422 value.
+    Each step sends a request that would fail every later check too, so only the order can pass it."""
+    m, j = matrix, matrix.journey
+    worked = _in_progress(m, ready=False)
+    in_review = j.to_state("in_review")
+    version = j.get(worked)["version"]
+    bad, good = {"rating": 5}, {"rating": "no-such-rating", "summary": "What the evidence shows."}
+    other = j.checker2.headers
+    steps: list[tuple[str, dict[str, str], Any, Any, int]] = [
+        (MISSING, {}, bad, None, 401),
+        (MISSING, j.viewer.headers, bad, None, 403),
+        (MISSING, other, bad, None, 422),
+        (MISSING, other, good, None, 404),
+        (str(worked), other, good, '"0"', 412),
+        (str(in_review), other, good, None, 409),
+        (str(worked), other, good, f'"{version}"', 403),
+        (str(worked), j.checker.headers, good, f'"{version}"', 422),
+    ]
+    for cid, headers, body, if_match, want in steps:
+        extra = {"If-Match": if_match} if if_match else {}
+        r = m.client.put(f"/api/v1/claims/{cid}/verdict", json=body, headers={**headers, **extra})
+        assert r.status_code == want, (cid, headers == other, body, if_match, r.status_code, r.text)
+    assert j.get(worked)["version"] == version  # nothing changed on the way
+
+
+def test_the_order_of_checks_on_an_action(matrix: Matrix) -> None:
+    """The same order on POST .../actions/submit; then the precondition (409 missing) after the
+    object rule, and a missing reason (422) last of all."""
+    m, j = matrix, matrix.journey
+    worked = _in_progress(m, ready=False)  # no verdict, no evidence
+    queued = j.to_state("queued")
+    version = j.get(worked)["version"]
+    other = j.checker2.headers
+    steps: list[tuple[str, dict[str, str], Any, Any, int]] = [
+        (MISSING, {}, {"x": 1}, None, 401),
+        (MISSING, j.contributor.headers, {"x": 1}, None, 403),
+        (MISSING, other, {"x": 1}, None, 422),
+        (MISSING, other, None, None, 404),
+        (str(worked), other, None, '"0"', 412),
+        (str(queued), other, None, None, 409),
+        (str(worked), other, None, f'"{version}"', 403),
+        (str(worked), j.checker.headers, None, f'"{version}"', 409),
+    ]
+    for cid, headers, body, if_match, want in steps:
+        extra = {"If-Match": if_match} if if_match else {}
+        r = m.client.post(f"/api/v1/claims/{cid}/actions/submit", json=body, headers={**headers, **extra})
+        assert r.status_code == want, (cid, body, if_match, r.status_code, r.text)
+    assert r.json()["missing"] == ["verdict", "evidence"]
+    r = m.client.post(f"/api/v1/claims/{queued}/actions/reject", json={}, headers=j.editor.headers)
+    assert r.status_code == 422, r.text
+    assert j.get(queued)["state"] == "queued"
+    # An action the desk does not have is 404 whatever the body, like a route that does not exist.
+    r = m.client.post(f"/api/v1/claims/{queued}/actions/teleport", json={"x": 1}, headers=j.editor.headers)
+    assert r.status_code == 404, r.text
+
+
+def test_adding_evidence_checks_the_claim_before_reading_the_body(matrix: Matrix) -> None:
+    """The one documented exception: an upload is never read for a claim that cannot take it, so
+    POST .../evidence answers 404/409/403 before it looks at the body (then 413, 415 or 422)."""
+    m, j = matrix, matrix.journey
+    published = m.ids["claim_id"]
+    worked = _in_progress(m, ready=False)
+    junk = b"{not json"
+    ctype = {"Content-Type": "application/json"}
+    steps = [
+        (MISSING, {}, 401),
+        (MISSING, j.viewer.headers, 403),
+        (MISSING, j.checker.headers, 404),
+        (published, j.checker.headers, 409),
+        (str(worked), m.desk.person("contributor").headers, 403),
+        (str(worked), j.checker.headers, 422),
+    ]
+    for cid, headers, want in steps:
+        r = m.client.post(f"/api/v1/claims/{cid}/evidence", content=junk, headers={**headers, **ctype})
+        assert r.status_code == want, (cid, r.status_code, r.text)

@@ -135,6 +135,9 @@ def test_every_json_route_refuses_a_body_over_the_limit(small_app: Any, small_cl
             headers={**admin.headers, "Content-Type": "application/json"},
         )
         assert r.status_code == 413, ("chunked", method, path, r.status_code, r.text)
+        # Refused unread, before the key is even looked at.
+        r = small_client.request(method, url, content=oversize, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, ("no key", method, path, r.status_code, r.text)
         # Documented on the operation.
         assert "413" in small_app.openapi()["paths"][path][method.lower()]["responses"], (method, path)
 
