@@ -221,7 +221,8 @@ def page(
 def see_other(url: str, ok: str | None = None) -> RedirectResponse:
     """Post/Redirect/Get: after a change, the browser loads the page afresh (a reload repeats nothing)."""
     if ok:
-        url += ("&" if "?" in url else "?") + "ok=" + ok
+        path, hash_, fragment = url.partition("#")
+        url = path + ("&" if "?" in path else "?") + "ok=" + ok + hash_ + fragment
     return RedirectResponse(url, status_code=303)
 
 

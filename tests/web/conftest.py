@@ -75,3 +75,44 @@ def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found, "no CSRF field on the page"
     return found.group(1)
+
+
+def png_bytes(width: int = 64, height: int = 40) -> bytes:
+    """A real PNG (a blue-to-teal gradient with a darker band), made with the standard library."""
+    import struct
+    import zlib
+
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)
+        band = height // 3 <= y < height // 3 + max(2, height // 8)
+        for x in range(width):
+            r = 20 + (x * 40) // max(1, width)
+            g = 80 + (x * 120) // max(1, width)
+            b = 170 - (y * 40) // max(1, height)
+            if band:
+                r, g, b = r // 2, g // 2, b // 2
+            rows += bytes((r, g, b))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows))) + chunk(b"IEND", b"")
+    )
+
+
+def api_claim(client: TestClient, people: dict[str, DeskPerson], state: str = "queued", **fields: object) -> int:
+    """A claim made through the API and moved to ``state`` (queued, in_progress for people["checker"])."""
+    body = {"text": "The river rose four metres overnight", "claimant": "a city spokesperson", **fields}
+    response = client.post("/api/v1/claims", json=body, headers=people["contributor"].headers)
+    assert response.status_code == 201, response.text
+    claim_id = int(response.json()["id"])
+    if state in ("queued", "in_progress"):
+        r = client.post(f"/api/v1/claims/{claim_id}/actions/queue", headers=people["editor"].headers)
+        assert r.status_code == 200, r.text
+    if state == "in_progress":
+        r = client.post(f"/api/v1/claims/{claim_id}/actions/start", headers=people["checker"].headers)
+        assert r.status_code == 200, r.text
+    return claim_id
