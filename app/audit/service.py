@@ -47,6 +47,25 @@ class Actor:
         return cls()
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """The audit event just written, as plain values (building the ORM entity would cost more than
+    the insert)."""
+
+    id: int
+    subject: str
+    seq: int
+    claim_id: int | None
+    type: str
+    actor_id: int | None
+    api_key_id: int | None
+    request_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -105,7 +124,7 @@ def record(
     outbox_payload: dict[str, Any] | None = None,
     emit: bool = True,
     at: datetime | None = None,
-) -> AuditEvent:
+) -> RecordedEvent:
     """Append an event to ``subject``'s chain and, with ``emit``, the matching outbox row."""
     # What the caller added to the session (the claim, say) must be in the database before the
     # event that names it; the event and outbox rows then go in as Core inserts, not through the ORM.
@@ -154,7 +173,7 @@ def record(
                 "dispatched_at": None,
             },
         )
-    return AuditEvent(id=event_id, **values)
+    return RecordedEvent(id=event_id, **values)
 
 
 @dataclass

@@ -124,7 +124,7 @@ def emit_claim_event(
     data: dict[str, Any] | None = None,
     *,
     at: datetime | None = None,
-) -> AuditEvent:
+) -> audit.RecordedEvent:
     assert claim.id is not None
     payload = dict(data or {})
     return audit.record(
