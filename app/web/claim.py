@@ -29,7 +29,7 @@ from app.auth.roles import Role
 from app.auth.service import Principal
 from app.claims import service as claims_service
 from app.claims import states
-from app.claims.schemas import Confidence, Dimension, Finding, VerdictIn
+from app.claims.schemas import ClaimUpdate, Confidence, Dimension, Finding, Priority, VerdictIn
 from app.claims.states import Action
 from app.config import Settings
 from app.db import Database, get_database
@@ -213,6 +213,17 @@ def _workspace(request: Request, user: Viewer, claim_id: str, refusal: Refusal |
         )
     scale = scale_for(settings.rating_scale)
     typed = refusal.typed if refusal else {}
+    # A refusal shows beside its form; when that form is not on the page for this user (they posted
+    # it anyway, or their role changed), it shows at the top instead.
+    forms_shown = {
+        "verdict": can_verdict,
+        "upload": can_add,
+        "link": can_add,
+        "note": can_add,
+        "comment": principal.has(Role.checker),
+        "triage": principal.has(Role.editor),
+    }
+    at_top = refusal is not None and not forms_shown.get(refusal.at, True)
     verdict_values = _verdict_defaults(claim, typed if refusal and refusal.at == "verdict" else None)
     return page(
         request,
@@ -221,7 +232,8 @@ def _workspace(request: Request, user: Viewer, claim_id: str, refusal: Refusal |
         active="queue",
         status=refusal.problem.status if refusal else 200,
         problem=refusal.problem if refusal else None,
-        refused_at=refusal.at if refusal else "",
+        refused_at=(refusal.at if refusal and not at_top else ""),
+        problem_at_top=at_top,
         typed=typed,
         claim=claim,
         evidence=evidence,
@@ -240,6 +252,8 @@ def _workspace(request: Request, user: Viewer, claim_id: str, refusal: Refusal |
         scale=list(scale.values()),
         verdict_values=verdict_values,
         confidences=[c.value for c in Confidence],
+        priorities=[p.value for p in Priority],
+        can_triage=principal.has(Role.editor),
         dimensions=[d.value for d in Dimension],
         findings=[f.value for f in Finding],
         stances=[s.value for s in Stance],
@@ -301,6 +315,57 @@ def act(request: Request, user: Viewer, form: PostedForm, claim_id: str, action:
     if form.get("back") == "review":
         return see_other("/desk/review", ok=action if action in ACTION_TEXT else None)
     return see_other(f"/desk/claims/{cid}", ok=action if action in ACTION_TEXT else None)
+
+
+# --- triage: priority, deadline, tags, public ------------------------------------------------------
+
+
+def _triage_changes(form: PostedForm, current: Any) -> dict[str, Any]:
+    """Only what the editor changed, so the service judges exactly the fields that move."""
+    wanted: dict[str, Any] = {
+        "priority": form.get("priority") or current.priority,
+        "due_at": form.optional("due_at"),
+        "tags": [t for t in (part.strip() for part in form.get("tags").replace(",", " ").split()) if t],
+        "public": form.get("public") == "on",
+    }
+    shown_due = current.due_at.strftime("%Y-%m-%dT%H:%M") if current.due_at else None
+    changes: dict[str, Any] = {}
+    if wanted["priority"] != current.priority:
+        changes["priority"] = wanted["priority"]
+    if wanted["due_at"] != shown_due:
+        changes["due_at"] = wanted["due_at"]
+    if [t.lower() for t in wanted["tags"]] != list(current.tags or []):
+        changes["tags"] = wanted["tags"]
+    if wanted["public"] != current.public:
+        changes["public"] = wanted["public"]
+    return changes
+
+
+@router.post("/claims/{claim_id}/triage")
+def triage(request: Request, user: Viewer, form: PostedForm, claim_id: str) -> Response:
+    version = form.get("version")
+    cid = claims_service.parse_id(claim_id)
+    try:
+        with get_database(request).read_session() as session:
+            changes = _triage_changes(form, claims_service.get_claim(session, cid))
+        if not changes:
+            return see_other(f"/desk/claims/{cid}", ok="unchanged")
+        try:
+            data = ClaimUpdate.model_validate(changes)
+        except ValidationError as exc:
+            raise invalid_input(exc, "The triage is not valid") from None
+        with get_database(request).transaction() as session:
+            claims_service.update_claim(
+                session,
+                principal=user.principal,
+                claim_id=cid,
+                data=data,
+                if_match=f'"{version}"' if version else None,
+                settings=settings_of(request),
+            )
+    except DomainError as exc:
+        return _refused(request, user, claim_id, "triage", exc, form.values())
+    return see_other(f"/desk/claims/{cid}", ok="edited")
 
 
 # --- the verdict -------------------------------------------------------------------------------

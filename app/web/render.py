@@ -57,6 +57,7 @@ FLASH = {
     "comment": "Comment added.",
     "retracted": "Evidence retracted.",
     "edited": "Claim updated.",
+    "unchanged": "Nothing changed.",
     "queue": "Queued.",
     "reject": "Rejected.",
     "restore": "Restored to submitted.",

@@ -354,3 +354,46 @@ def test_unknown_claims_and_evidence_are_404_pages(client: TestClient, people: d
     r = client.get("/desk/claims/999999")
     assert r.headers["content-type"].startswith("text/html")
     assert "No claim with id 999999" in _alert(r.text) or "not found" in _alert(r.text).lower()
+
+
+def test_editors_triage_a_claim(client: TestClient, people: dict[str, DeskPerson]) -> None:
+    claim_id = api_claim(client, people, state="in_progress", tags=["flood"])
+    checker, editor = people["checker"], people["editor"]
+    csrf = sign_in(client, checker)
+    assert 'id="triage-h"' not in client.get(f"/desk/claims/{claim_id}").text
+    r = client.post(
+        f"/desk/claims/{claim_id}/triage", data={"csrf": csrf, "priority": "normal", "tags": "flood", "public": "on"}
+    )
+    assert r.status_code == 403
+    assert "Whether a check is public is an editor's decision." in _alert(r.text)
+    client.cookies.clear()
+    csrf = sign_in(client, editor)
+    page = client.get(f"/desk/claims/{claim_id}").text
+    assert 'id="triage-h"' in page
+    too_long = "x" * 70
+    r = client.post(
+        f"/desk/claims/{claim_id}/triage",
+        data={"csrf": csrf, "priority": "urgent", "tags": f"flood, {too_long}", "due_at": "2030-01-02T09:30"},
+    )
+    assert r.status_code == 422
+    assert "tags" in _alert(r.text)
+    assert f'value="flood, {too_long}" aria-invalid="true"' in r.text
+    r = client.post(
+        f"/desk/claims/{claim_id}/triage",
+        data={
+            "csrf": csrf,
+            "priority": "urgent",
+            "tags": "flood, Bridges",
+            "due_at": "2030-01-02T09:30",
+            "public": "on",
+        },
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == f"/desk/claims/{claim_id}?ok=edited"
+    claim = _claim(client, editor, claim_id)
+    assert (claim["priority"], claim["tags"], claim["public"]) == ("urgent", ["flood", "bridges"], True)
+    assert claim["due_at"].startswith("2030-01-02T09:30:00")
+    same = {"csrf": csrf, "priority": "urgent", "tags": "flood bridges", "due_at": "2030-01-02T09:30", "public": "on"}
+    r = client.post(f"/desk/claims/{claim_id}/triage", data=same, follow_redirects=False)
+    assert r.headers["location"] == f"/desk/claims/{claim_id}?ok=unchanged"
+    assert _claim(client, editor, claim_id)["version"] == claim["version"]
