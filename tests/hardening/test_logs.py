@@ -249,21 +249,23 @@ def _session(
     assert http.post(f"/api/v1/claims/{cid}/actions/approve", headers=people["editor"]).status_code == 200
 
     # The browser desk, when it exists: sign in with a password.
-    if http.get("/signin").status_code == 200:
+    if http.get("/desk/signin").status_code == 200:
         r = http.post(
-            "/signin",
+            "/desk/signin",
             data={"email": "editor@desk.test", "password": found["editor new password"], "next": "/desk/"},
             headers={"Origin": str(http.base_url).rstrip("/")},
         )
-        assert r.status_code in (200, 303), r.text[:500]
+        assert r.status_code == 303, r.text[:500]
+        assert http.get("/desk/").status_code == 200
+        found |= {f"desk cookie {name}": value for name, value in http.cookies.items()}
+        http.cookies.clear()
         r = http.post(
-            "/signin",
+            "/desk/signin",
             data={"email": "editor@desk.test", "password": "a-wrong-password-for-the-log"},
             headers={"Origin": str(http.base_url).rstrip("/")},
         )
+        assert r.status_code == 401, r.text[:500]
         found["wrong desk password"] = "a-wrong-password-for-the-log"
-        for name, value in http.cookies.items():
-            found[f"desk cookie {name}"] = value
 
     # Let the worker deliver (the HTTP client's own logging would show URLs and headers).
     deadline = time.monotonic() + 30
