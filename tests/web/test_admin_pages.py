@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import Database
 from app.webhooks.dispatcher import run_pass
 from tests.web.conftest import DeskPerson, csrf_of, sign_in
+from tests.web.test_intake_pages import _fits, phone  # noqa: F401
 
 NEW_PASSWORD = "a brand new password"
 
@@ -229,7 +230,7 @@ def test_a_key_with_a_past_expiry_is_refused_in_place(client: TestClient, people
     response = _post(client, f"/desk/admin/users/{checker.id}/keys", csrf, name="old", expires_at="2001-01-01T00:00")
     assert response.status_code == 422
     assert 'name="expires_at" type="datetime-local" value="2001-01-01T00:00" aria-invalid="true"' in response.text
-    assert 'value="old"' in response.text
+    assert 'id="key-name" name="name" type="text" maxlength="200" autocomplete="off" value="old"' in response.text
     assert "New key: copy it now" not in response.text
 
 
@@ -375,6 +376,48 @@ def test_disable_recover_enable_and_delete(
     assert client.get(page_url).status_code == 404
 
 
+def test_edit_an_endpoint_and_rename_a_user(client: TestClient, people: dict[str, DeskPerson]) -> None:
+    admin = people["admin"]
+    csrf = sign_in(client, admin)
+    assert (
+        _post(client, "/desk/admin/webhooks", csrf, url="https://hooks.example.org/a", all_events="true").status_code
+        == 201
+    )
+    hook_id = client.get("/api/v1/webhooks", headers=admin.headers).json()["items"][0]["id"]
+    page_url = f"/desk/admin/webhooks/{hook_id}"
+    response = _post(
+        client,
+        page_url,
+        csrf,
+        url="https://hooks.example.org/b",
+        events=["claim.created", "claim.published"],
+        description="desk feed",
+        format="slack",
+    )
+    assert response.status_code == 303
+    assert "Endpoint saved." in client.get(response.headers["location"]).text
+    hook = client.get(f"/api/v1/webhooks/{hook_id}", headers=admin.headers).json()
+    assert (hook["url"], hook["events"], hook["description"], hook["format"]) == (
+        "https://hooks.example.org/b",
+        ["claim.created", "claim.published"],
+        "desk feed",
+        "slack",
+    )
+    response = _post(client, page_url, csrf, url="https://hooks.example.org/b", events=["claim.nope"])
+    assert response.status_code == 422
+    assert "unknown event" in response.text
+    assert '<details class="more" open>' in response.text  # the edit form stays open with the problem
+    assert client.get(f"/api/v1/webhooks/{hook_id}", headers=admin.headers).json()["events"] == hook["events"]
+
+    checker = people["checker"]
+    response = _post(client, f"/desk/admin/users/{checker.id}/name", csrf, name="Ayo B.")
+    assert response.status_code == 303
+    assert client.get(f"/api/v1/users/{checker.id}", headers=admin.headers).json()["name"] == "Ayo B."
+    response = _post(client, f"/desk/admin/users/{checker.id}/name", csrf, name="")
+    assert response.status_code == 422
+    assert 'id="user-name" name="name" type="text" maxlength="200" value="" aria-invalid="true"' in response.text
+
+
 def test_a_refused_webhook_keeps_its_fields(client: TestClient, people: dict[str, DeskPerson]) -> None:
     csrf = sign_in(client, people["admin"])
     response = _post(
@@ -418,3 +461,47 @@ def test_every_admin_form_carries_the_token(client: TestClient, people: dict[str
         for input_id in re.findall(r'<(?:input|select|textarea) id="([^"]+)"', html):
             assert f'for="{input_id}"' in html, (path, input_id)
     assert response.status_code == 201
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_admin_pages_at_a_phones_width(
+    live_url: str,
+    phone: Any,  # noqa: F811
+    people: dict[str, DeskPerson],
+    receiver: Receiver,
+) -> None:
+    admin = people["admin"]
+    page = phone
+    page.goto(f"{live_url}/desk/admin")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(admin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_url}/desk/admin")
+    _fits(page)
+
+    page.get_by_label("Email").fill("lea@desk.test")
+    page.get_by_label("Name").fill("Léa Martin")
+    page.get_by_label("Role").select_option("editor")
+    page.get_by_role("button", name="Create user").click()
+    page.wait_for_url(re.compile(r".*/desk/admin/users/\d+\?ok=user_created$"))
+    _fits(page)
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("The new API key")
+    key = secret.input_value()
+    assert key.startswith("cdk_")
+    page.get_by_role("button", name="Copy").click()
+    page.wait_for_function("document.querySelector('.copy-status').textContent.length > 0")
+    _fits(page)
+    page.screenshot(path="/tmp/x/admin-user.png", full_page=True)
+
+    page.goto(f"{live_url}/desk/admin/webhooks")
+    page.get_by_label("Target URL").fill(receiver.url("/ok"))
+    page.get_by_label("webhook.ping").check()
+    page.get_by_role("button", name="Create endpoint").click()
+    assert page.get_by_label("The signing secret").input_value().startswith("whsec_")
+    page.get_by_role("button", name="Send a ping").click()
+    page.wait_for_url(re.compile(r".*\?ok=pinged$"))
+    _fits(page)
+    page.screenshot(path="/tmp/x/admin-webhook.png", full_page=True)
+    assert page.js_errors == []

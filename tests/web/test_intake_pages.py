@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.web.conftest import DeskPerson, sign_in
@@ -175,3 +179,83 @@ def test_related_claims_show_under_an_accepted_candidate(client: TestClient, peo
     assert "Other figures for the same thing" in html
     assert "40 vs 100" in html
     assert html.count(f'href="/desk/claims/{other.json()["id"]}"') == 2
+
+
+# --- in a browser, at a phone's width -------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def phone(db_url: str) -> Iterator[Any]:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the browser run needs one backend only")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_context(viewport={"width": 375, "height": 740}).new_page()
+            page.set_default_timeout(20_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.js_errors = errors
+            yield page
+        finally:
+            browser.close()
+
+
+def _fits(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page is {width}px wide"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_intake_at_a_phones_width_with_the_keyboard(live_url: str, phone: Any, people: dict[str, DeskPerson]) -> None:
+    who = people["contributor"]
+    page = phone
+    page.goto(f"{live_url}/desk/intake")
+    page.get_by_label("Email").fill(who.email)
+    page.get_by_label("Password").fill(who.password)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(f"{live_url}/desk/intake")
+    _fits(page)
+
+    page.get_by_label("Article text").fill(ARTICLE)
+    page.get_by_label("Source URL").fill("https://news.example/flood")
+    page.get_by_label("Outlet").fill("Valley Courier")
+    page.get_by_role("button", name="Read the article").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/desk/intake/articles/\d+\?ok=article_read$"))
+    assert page.get_by_role("status").inner_text() == "Article read: its check-worthy sentences are below."
+    first = page.locator("#candidate-0")
+    assert "The regional governor" in first.inner_text()
+    assert first.locator("mark.figure-mark").inner_text() == "40"
+    assert page.locator(".article-text mark").count() == 3
+    _fits(page)
+
+    # Open the adjustments and accept, from the keyboard alone.
+    first.locator("summary").focus()
+    page.keyboard.press("Enter")
+    page.get_by_label("Priority").first.select_option("urgent")
+    first.get_by_role("button", name="Accept as a claim").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*\?ok=accepted#candidate-0$"))
+    link = page.locator("#candidate-0").get_by_role("link", name=re.compile(r"Claim #\d+: open its workspace"))
+    assert link.is_visible()
+    _fits(page)
+    claim_id = re.search(r"/desk/claims/(\d+)", link.get_attribute("href") or "")
+    assert claim_id
+    response = page.request.get(f"{live_url}/api/v1/claims/{claim_id.group(1)}", headers=who.headers)
+    assert response.json()["priority"] == "urgent"
+    assert page.js_errors == []
