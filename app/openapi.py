@@ -8,7 +8,9 @@ added here, so that no route can forget it and the document stays true to what i
   never answers that);
 * a route that takes ``?cursor=`` answers 400 to a cursor it did not hand out;
 * a route that takes a body answers 422 to one it cannot parse or validate, and 413 to a body over
-  CLAIMDESK_MAX_JSON_BYTES (BodyLimitMiddleware; uploads have their own limit).
+  CLAIMDESK_MAX_JSON_BYTES (BodyLimitMiddleware; uploads have their own limit);
+* a write with an API key answers 429, with Retry-After, once the key's write budget is spent
+  (CLAIMDESK_RATE_LIMIT_WRITES, app.ratelimit).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 BAD_CURSOR = "A cursor this list did not hand out"
 BAD_BODY = "The body is not valid JSON, or not valid input; `errors` lists the fields"
 TOO_LARGE = "The body is over CLAIMDESK_MAX_JSON_BYTES (uploads: CLAIMDESK_MAX_UPLOAD_BYTES)"
+RATE_LIMITED = "The key's write budget is spent (CLAIMDESK_RATE_LIMIT_WRITES)"
+WRITE_METHODS = ("post", "put", "patch", "delete")
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -65,10 +69,16 @@ def _is_error(status: str) -> bool:
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Adds the shared answers to a generated document (in place) and returns it."""
     for path_item in document.get("paths", {}).values():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses: dict[str, Any] = operation["responses"]
+            if method in WRITE_METHODS and operation.get("security"):
+                limited = _problem(RATE_LIMITED)
+                limited["headers"] = {
+                    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}
+                }
+                responses.setdefault("429", limited)
             params = operation.get("parameters", [])
             if any(p.get("in") == "query" and p.get("name") == "cursor" for p in params):
                 responses.setdefault("400", _problem(BAD_CURSOR))

@@ -202,3 +202,30 @@ def test_the_document_says_errors_are_problems(doc_app: Any) -> None:
                     assert "application/json" not in content, (method, path, status)
             if any(p["name"] == "cursor" for p in operation.get("parameters", [])):
                 assert "400" in operation["responses"], (method, path)
+
+
+def test_every_write_with_a_key_documents_its_429(doc_app: Any) -> None:
+    document = doc_app.openapi()
+    writes = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in ("post", "put", "patch", "delete") and operation.get("security"):
+                writes += 1
+                limited = operation["responses"].get("429")
+                assert limited is not None, (method, path)
+                assert "Retry-After" in limited["headers"], (method, path)
+    assert writes >= 25
+
+
+def test_a_429_is_what_the_document_says(db_url: str, tmp_path: Path, database: Any) -> None:
+    application = create_app(make_settings(db_url, tmp_path, rate_limit_writes="2/minute"), database)
+    application.state.owns_database = False
+    application.state.start_worker = False
+    person = Desk(database).person("contributor")
+    with TestClient(application, raise_server_exceptions=False) as c:
+        answers = [c.post("/api/v1/claims", json={"text": f"Claim {i}"}, headers=person.headers) for i in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    limited = answers[-1]
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert int(limited.headers["retry-after"]) >= 0
+    assert "429" in application.openapi()["paths"]["/api/v1/claims"]["post"]["responses"]
