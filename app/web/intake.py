@@ -78,7 +78,10 @@ def figure_text(f: dict[str, Any]) -> str:
         amount = f"{_number(low)}\u2013{_number(high)}"
     else:
         amount = _number(low if low is not None else high)
-    words = [f.get("qualifier") or "", amount, f.get("unit") or "", f.get("counted") or ""]
+    unit, counted = f.get("unit") or "", f.get("counted") or ""
+    if unit and unit.lower() in counted.lower().split():
+        unit = ""  # "40 people died", not "40 people people died"
+    words = [f.get("qualifier") or "", amount, unit, counted]
     said = " ".join(w for w in words if w)
     return said or (f.get("text") or "")
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -470,6 +471,7 @@ def test_admin_pages_at_a_phones_width(
     phone: Any,  # noqa: F811
     people: dict[str, DeskPerson],
     receiver: Receiver,
+    tmp_path: Path,
 ) -> None:
     admin = people["admin"]
     page = phone
@@ -493,7 +495,7 @@ def test_admin_pages_at_a_phones_width(
     page.get_by_role("button", name="Copy").click()
     page.wait_for_function("document.querySelector('.copy-status').textContent.length > 0")
     _fits(page)
-    page.screenshot(path="/tmp/x/admin-user.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "admin-user.png"), full_page=True)
 
     page.goto(f"{live_url}/desk/admin/webhooks")
     page.get_by_label("Target URL").fill(receiver.url("/ok"))
@@ -503,5 +505,5 @@ def test_admin_pages_at_a_phones_width(
     page.get_by_role("button", name="Send a ping").click()
     page.wait_for_url(re.compile(r".*\?ok=pinged$"))
     _fits(page)
-    page.screenshot(path="/tmp/x/admin-webhook.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "admin-webhook.png"), full_page=True)
     assert page.js_errors == []

@@ -54,6 +54,7 @@ def test_paste_read_accept_makes_the_claim(client: TestClient, people: dict[str,
     assert '<mark class="figure-mark">40</mark>' in html  # the figure, highlighted in the sentence
     assert '<mark class="figure-mark">up to 9,000</mark>' in html
     assert "up to 9,000 homes flooded" in html
+    assert "<li>40 people died</li>" in html
     assert "in 1987" in html  # a date
     assert 'id="span-0"' in html  # the span, marked in the article text
     assert "24 Nov 2026, 09:30 UTC" in html
