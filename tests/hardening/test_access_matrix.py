@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from app.audit.service import Actor
@@ -157,9 +156,19 @@ class Matrix:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _route_contexts(app: Any) -> Any:
+    """Every route with its full path: FastAPI 0.16x keeps included routers as nodes of app.routes
+    (iter_route_contexts flattens them); earlier versions copy their routes into it."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
+
+
 def _routes(app: Any) -> list[tuple[str, str]]:
     found = []
-    for ctx in iter_route_contexts(app.routes):
+    for ctx in _route_contexts(app):
         path = ctx.path
         methods = ctx.methods or set()
         if not methods:  # a mount (the desk's static files)
