@@ -37,7 +37,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
 from app.web.render import STATIC
-from app.web.session import SignInThrottle
+from app.web.session import SignInThrottle, secret_key
 
 PAGE_MODULES = ("signin", "queue", "claim", "review", "intake", "admin")
 
@@ -57,6 +57,7 @@ def build_router() -> APIRouter:
 
 def install(app: FastAPI) -> None:
     """Mount the desk's pages and static files on ``app``."""
+    secret_key(app.state.settings)  # without CLAIMDESK_SECRET_KEY: make this process's key now, and say so
     app.state.desk_throttle = SignInThrottle()
     app.include_router(build_router())
     app.mount("/desk/static", StaticFiles(directory=str(STATIC)), name="desk-static")

@@ -39,7 +39,7 @@ _process_secret: bytes | None = None
 _process_secret_lock = threading.Lock()
 
 
-def _secret(settings: Settings) -> bytes:
+def secret_key(settings: Settings) -> bytes:
     global _process_secret
     if settings.secret_key:
         return settings.secret_key.encode()
@@ -54,7 +54,7 @@ def _secret(settings: Settings) -> bytes:
 
 
 def _subkey(settings: Settings, purpose: str) -> bytes:
-    return hmac.new(_secret(settings), f"claimdesk desk {purpose}".encode(), hashlib.sha256).digest()
+    return hmac.new(secret_key(settings), f"claimdesk desk {purpose}".encode(), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

@@ -173,6 +173,15 @@ def _no_sideways_scroll(page: Any) -> None:
     assert width <= page.viewport_size["width"], f"the page is {width}px wide"
 
 
+def _every_field_labelled(page: Any) -> None:
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+            .filter(el => el.labels.length === 0 && !el.getAttribute("aria-label"))
+            .map(el => el.id || el.name)"""
+    )
+    assert unlabelled == []
+
+
 def _drop_file(page: Any, selector: str, name: str, data: bytes, mime: str) -> None:
     """Drag and drop from the desktop, as the browser reports it: a drop event carrying a File."""
     page.evaluate(
@@ -200,6 +209,7 @@ def test_a_claim_from_the_queue_to_the_public_page(demo_desk: tuple[str, Databas
     assert "As many as 7,500 homes" in first and "Urgent" in first
     assert page.locator(".claim-row.is-overdue").count() == 1
     assert "Schools in Tarn" in page.locator(".claim-row.is-overdue").inner_text()
+    _every_field_labelled(page)
     page.screenshot(path=str(shots / "desk-queue.png"))
 
     # Shortcuts never fire while typing; "?" shows the help; "n" takes the next claim.
@@ -259,6 +269,7 @@ def test_a_claim_from_the_queue_to_the_public_page(demo_desk: tuple[str, Databas
     page.get_by_role("button", name="Save verdict").click()
     page.wait_for_url(re.compile(r".*ok=verdict$"))
     assert "Partly confirmed" in page.locator(".verdict-box").inner_text()
+    _every_field_labelled(page)
     # The workspace down to the evidence (a laptop's width; a little taller than its screen).
     page.screenshot(
         path=str(shots / "desk-claim.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": 1240}

@@ -208,3 +208,27 @@ def test_every_form_on_the_queue_page_carries_the_token(client: TestClient, peop
     html = client.get("/desk/").text
     assert html.count('method="post"') == html.count(f'name="csrf" value="{csrf}"')
     assert csrf_of(html) == csrf
+
+
+def test_a_configured_secret_key_lets_every_process_read_the_cookie(
+    db_url: str, tmp_path: Any, database: Database, people: dict[str, DeskPerson]
+) -> None:
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    def app_with(key: str) -> Any:
+        application = create_app(make_settings(db_url, tmp_path, secret_key=key), database)
+        application.state.owns_database = False
+        return application
+
+    who = people["checker"]
+    with TestClient(app_with("one long shared secret, the same on every node")) as first:
+        sign_in(first, who)
+        cookie = first.cookies.get(desk_session.COOKIE_NAME)
+    assert cookie
+    with TestClient(app_with("one long shared secret, the same on every node")) as second:
+        second.cookies.set(desk_session.COOKIE_NAME, cookie, path="/desk")
+        assert second.get("/desk/", follow_redirects=False).status_code == 200
+    with TestClient(app_with("another secret: a rotated key signs everyone out")) as third:
+        third.cookies.set(desk_session.COOKIE_NAME, cookie, path="/desk")
+        assert third.get("/desk/", follow_redirects=False).status_code == 303
