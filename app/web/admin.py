@@ -189,6 +189,8 @@ def _update_user(request: Request, me: DeskUser, raw_id: str, fields: dict[str, 
         return _user_page(
             request, me, user_id, status=exc.status, problem=problem_of(exc), problem_at=where, values=values
         )
+    if user_id == me.id and (body.role not in (None, Role.admin) or body.active is False):
+        return see_other("/desk/", ok=ok)  # I stepped down: the admin pages are no longer mine
     return see_other(f"/desk/admin/users/{user_id}", ok=ok)
 
 

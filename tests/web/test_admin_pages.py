@@ -97,7 +97,10 @@ def test_forms_need_the_csrf_token(client: TestClient, people: dict[str, DeskPer
 # --- users --------------------------------------------------------------------------------------------
 
 
-def test_create_change_role_and_deactivate_a_user(client: TestClient, app: Any, people: dict[str, DeskPerson]) -> None:
+def test_create_change_role_and_deactivate_a_user(
+    client: TestClient, app: Any, people: dict[str, DeskPerson], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     admin = people["admin"]
     csrf = sign_in(client, admin)
     response = _post(
@@ -137,6 +140,14 @@ def test_create_change_role_and_deactivate_a_user(client: TestClient, app: Any, 
         response = _post(client, f"{user_url}/active", csrf, active="true")
         assert response.status_code == 303
         assert client.get(f"/api/v1/users/{user_id}", headers=admin.headers).json()["active"] is True
+    assert NEW_PASSWORD not in caplog.text
+
+    # With another admin about, an admin may step down; the desk then sends them to the queue.
+    assert _post(client, f"{user_url}/role", csrf, role="admin").status_code == 303
+    response = _post(client, f"/desk/admin/users/{admin.id}/role", csrf, role="editor")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/desk/?ok=role_changed"
+    assert client.get("/desk/admin").status_code == 403
 
 
 def test_a_refused_new_user_keeps_what_was_typed_but_the_password(
