@@ -110,7 +110,7 @@ def create_user(request: Request, user: Admin, form: PostedForm) -> Response:
                 "email": form.get("email"),
                 "name": form.get("name"),
                 "role": form.get("role"),
-                "password": form.optional("password"),
+                "password": values.get("password") or None,  # as typed: spaces may belong to it
             },
         )
         with get_database(request).transaction() as session:
