@@ -33,10 +33,11 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.staticfiles import StaticFiles
 
-from app.web.render import STATIC
+from app.web.deps import DeskUserDep
+from app.web.render import STATIC, DeskRoute, Problem, page
 from app.web.session import SignInThrottle, secret_key
 
 PAGE_MODULES = ("signin", "queue", "claim", "review", "intake", "admin")
@@ -52,12 +53,29 @@ def build_router() -> APIRouter:
                 raise
             continue  # a page area not built yet
         router.include_router(module.router)
+    router.include_router(_not_found)  # last: only what no page claimed
     return router
+
+
+_not_found = APIRouter(route_class=DeskRoute)
+
+
+@_not_found.get("/{rest:path}")
+def desk_not_found(request: Request, user: DeskUserDep, rest: str) -> Response:
+    """An unknown desk address is a page that says so (signed out: the sign-in page first)."""
+    return page(
+        request,
+        "error.html",
+        title="Not found",
+        status=404,
+        problem=Problem(404, "Not found", "There is no such page on the desk."),
+    )
 
 
 def install(app: FastAPI) -> None:
     """Mount the desk's pages and static files on ``app``."""
     secret_key(app.state.settings)  # without CLAIMDESK_SECRET_KEY: make this process's key now, and say so
     app.state.desk_throttle = SignInThrottle()
-    app.include_router(build_router())
+    # The static files first: the pages' catch-all "not found" must not answer for them.
     app.mount("/desk/static", StaticFiles(directory=str(STATIC)), name="desk-static")
+    app.include_router(build_router())

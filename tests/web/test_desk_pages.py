@@ -351,6 +351,10 @@ def test_unknown_claims_and_evidence_are_404_pages(client: TestClient, people: d
     for path in ("/desk/claims/999999", "/desk/claims/abc", "/desk/evidence/12345/file", "/desk/nothing-here"):
         r = client.get(path)
         assert r.status_code == 404, path
+    r = client.get("/desk/nothing-here")
+    assert r.headers["content-type"].startswith("text/html")
+    assert "There is no such page on the desk." in _alert(r.text)
+    assert client.get("/desk/static/desk.css").status_code == 200
     r = client.get("/desk/claims/999999")
     assert r.headers["content-type"].startswith("text/html")
     assert "No claim with id 999999" in _alert(r.text) or "not found" in _alert(r.text).lower()
