@@ -168,7 +168,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
+            # exc_text when set: RedactSecretsFilter has already masked it.
+            body["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(body, ensure_ascii=False)
 
 
@@ -176,7 +177,17 @@ class JsonFormatter(logging.Formatter):
 # headers and signatures (botocore), full URLs, whose path is the credential for Slack-style hooks
 # (httpx, httpcore, urllib3), SQL parameters (sqlalchemy). They stay at WARNING whatever
 # CLAIMDESK_LOG_LEVEL says.
-QUIET_LIBRARIES = ("botocore", "boto3", "s3transfer", "urllib3", "httpx", "httpcore", "sqlalchemy", "multipart")
+QUIET_LIBRARIES = (
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "sqlalchemy",
+    "multipart",
+    "python_multipart",
+)
 
 # A second line of defence for our own lines and tracebacks (a driver error can quote the SQL
 # parameters it failed on): API keys, webhook secrets and Authorization values are masked.

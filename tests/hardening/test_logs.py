@@ -295,7 +295,7 @@ def test_keys_secrets_and_authorization_values_are_masked_in_lines_and_traceback
     import logging
 
     from app.auth.keys import new_key
-    from app.observability import RedactSecretsFilter
+    from app.observability import JsonFormatter, RedactSecretsFilter
     from app.webhooks.signing import new_secret
 
     key, secret = new_key(), new_secret()
@@ -311,3 +311,5 @@ def test_keys_secrets_and_authorization_values_are_masked_in_lines_and_traceback
     assert secret.split("_", 1)[1] not in text
     assert key[:12] in text  # the display prefix stays: it is how keys are told apart
     assert "cdk_[redacted]" in text and "whsec_[redacted]" in text and "Bearer [redacted]" in text
+    as_json = JsonFormatter().format(record)  # CLAIMDESK_LOG_JSON=true
+    assert key not in as_json and secret not in as_json and "whsec_[redacted]" in as_json
