@@ -128,7 +128,9 @@ def _writer(base: str, keys: dict[str, str], ack: Acknowledged, stop: threading.
                     ack.errors.append(f"upload {r.status_code} {r.text[:200]}")
                     return
                 sha = hashlib.sha256(data).hexdigest()
-                assert r.json()["sha256"] == sha
+                if r.json()["sha256"] != sha:
+                    ack.errors.append(f"upload answered sha256 {r.json()['sha256']}, sent {sha}")
+                    return
                 with ack.lock:
                     ack.files[r.json()["id"]] = sha
                 note = f"Writer {seed}, claim {n}: the statistics office says otherwise"
