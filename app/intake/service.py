@@ -357,6 +357,29 @@ def related_claims(session: Session, *, claim_id: int) -> RelatedView:
     return RelatedView(claim, found, linked, flagged)
 
 
+def related_to_candidate(session: Session, *, principal: Principal, article_id: int, index: int) -> related.Related:
+    """What the related view would list for the claim a candidate would make (its sentence,
+    claimant and first figure, the article's language), before anyone accepts it. Read-only: the
+    claim is never stored. The same visibility as the article (404 otherwise)."""
+    article = get_article(session, principal=principal, article_id=article_id)
+    row = session.execute(
+        sa.select(ArticleCandidate).where(
+            col(ArticleCandidate.article_id) == article_id, col(ArticleCandidate.index) == index
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"Article {article_id} has no candidate {index}.")
+    candidate = row.data
+    probe = Claim(
+        id=0,  # no claim has it: nothing is excluded from the search but the probe itself
+        text=candidate["text"],
+        claimant=candidate.get("claimant") or None,
+        figure=_figure(candidate, article),
+        language=article.language,
+    )
+    return related.related_to(session, probe, flagged=())
+
+
 def _pair(claim_id: int, other_id: int) -> tuple[int, int]:
     if claim_id == other_id:
         raise Unprocessable(

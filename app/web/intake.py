@@ -17,6 +17,7 @@ from app.claims import service as claims_service
 from app.db import get_database
 from app.errors import DomainError
 from app.intake import service as intake_service
+from app.intake.related import Related
 from app.intake.router import _duplicate_reason, _index
 from app.intake.schemas import AcceptIn, ArticleIn, CandidatePublic
 from app.web.deps import Contributor, DeskUser, PostedForm, settings_of
@@ -96,7 +97,9 @@ class CandidateView:
     problem: Problem | None = None
 
 
-def _candidate_views(session: Any, article_id: int, user: DeskUser) -> list[CandidateView]:
+def _candidate_views(
+    session: Any, article_id: int, user: DeskUser, related_for: int | None = None
+) -> list[CandidateView]:
     views = []
     for raw in intake_service.candidates_of(session, article_id):
         c = CandidatePublic.model_validate(raw)
@@ -108,6 +111,11 @@ def _candidate_views(session: Any, article_id: int, user: DeskUser) -> list[Cand
         )
         if c.accepted_claim_id is not None:
             view.related = _related(session, c.accepted_claim_id)
+        elif c.index == related_for:  # asked for: this one alone, the search is not free
+            found = intake_service.related_to_candidate(
+                session, principal=user.principal, article_id=article_id, index=c.index
+            )
+            view.related = _related_view(found, set())
         views.append(view)
     return views
 
@@ -118,7 +126,10 @@ def _related(session: Any, claim_id: int) -> dict[str, Any] | None:
         found = intake_service.related_claims(session, claim_id=claim_id)
     except DomainError:
         return None
-    flagged = found.flagged
+    return _related_view(found.related, found.flagged)
+
+
+def _related_view(found: Related, flagged: set[int]) -> dict[str, Any]:
     return {
         "duplicates": [
             {
@@ -127,11 +138,11 @@ def _related(session: Any, claim_id: int) -> dict[str, Any] | None:
                 "state": m.claim.state,
                 "reason": _duplicate_reason(m.score, m.claim.id in flagged),
             }
-            for m in found.related.duplicates
+            for m in found.duplicates
         ],
         "figures": [
             {"id": f.claim.id, "text": f.claim.text, "claimant": f.claim.claimant, "reason": f.reason}
-            for f in found.related.figures
+            for f in found.figures
         ],
     }
 
@@ -196,6 +207,7 @@ def _article_page(
     raw_id: str,
     *,
     failed: int | None = None,
+    related_for: int | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
     problem: Problem | None = None,
@@ -203,7 +215,7 @@ def _article_page(
     article_id = claims_service.parse_id(raw_id, "article")
     with get_database(request).read_session() as session:
         article = intake_service.get_article(session, principal=user.principal, article_id=article_id)
-        candidates = _candidate_views(session, article_id, user)
+        candidates = _candidate_views(session, article_id, user, related_for)
     for view in candidates:
         if view.c.index == failed:
             view.values = values or {}
@@ -223,8 +235,9 @@ def _article_page(
 
 
 @router.get("/intake/articles/{article_id}")
-def article_page(request: Request, user: Contributor, article_id: str) -> Response:
-    return _article_page(request, user, article_id)
+def article_page(request: Request, user: Contributor, article_id: str, related: str = "") -> Response:
+    wanted = int(related) if related.isascii() and related.isdigit() and len(related) <= 9 else None
+    return _article_page(request, user, article_id, related_for=wanted)
 
 
 @router.post("/intake/articles/{article_id}/candidates/{index}/accept")

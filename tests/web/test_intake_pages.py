@@ -169,6 +169,17 @@ def test_related_claims_show_under_an_accepted_candidate(client: TestClient, peo
     assert other.status_code == 201
     page_url = _paste(client, csrf)
     article_id = int(page_url.rsplit("/", 1)[1])
+    # Before accepting: asked for, one candidate's related claims, and nothing is stored.
+    html = client.get(page_url).text
+    assert "Related claims" not in html
+    assert f'href="{page_url}?related=0#candidate-0">Look for related claims' in html
+    html = client.get(f"{page_url}?related=0").text
+    assert "Related claims (2)" in html
+    assert "40 vs 100" in html
+    assert html.count("Look for related claims") == 2  # the other two candidates still offer it
+    assert [c["id"] for c in client.get("/api/v1/claims", headers=who.headers).json()["items"]] == [other.json()["id"]]
+    assert client.get(f"{page_url}?related=x").status_code == 200  # not a number: simply not asked
+
     response = client.post(f"/desk/intake/articles/{article_id}/candidates/0/accept", data={"csrf": csrf})
     assert response.status_code == 200
     claim_id = re.search(r"Claim #(\d+)", response.text)
