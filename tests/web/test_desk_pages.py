@@ -401,3 +401,13 @@ def test_editors_triage_a_claim(client: TestClient, people: dict[str, DeskPerson
     r = client.post(f"/desk/claims/{claim_id}/triage", data=same, follow_redirects=False)
     assert r.headers["location"] == f"/desk/claims/{claim_id}?ok=unchanged"
     assert _claim(client, editor, claim_id)["version"] == claim["version"]
+
+
+def test_related_claims_show_on_the_workspace(client: TestClient, people: dict[str, DeskPerson]) -> None:
+    first = api_claim(client, people, text="Forty-two people died when the Velna river burst its banks on Monday")
+    second = api_claim(client, people, text="42 people died when the Velna river burst its banks on Monday night")
+    related = client.get(f"/api/v1/claims/{second}/related", headers=people["viewer"].headers).json()
+    sign_in(client, people["viewer"])
+    section = client.get(f"/desk/claims/{second}").text.split('id="related-h"')[1].split("</section>")[0]
+    assert related["duplicates"], related  # the API finds it, and so the page must show it
+    assert f'href="/desk/claims/{first}"' in section
