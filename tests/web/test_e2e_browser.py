@@ -327,4 +327,10 @@ def test_the_desk_at_a_phones_width(demo_desk: tuple[str, Database], browser: An
     page.goto(f"{base}/desk/claims/5")
     _no_sideways_scroll(page)
     assert "Partly confirmed" in page.locator(".verdict-box").inner_text()
+    # A file over the limit is refused in the browser before a byte is sent (the server checks too).
+    page.locator("form[data-upload]").evaluate("form => form.setAttribute('data-max-bytes', '1000')")
+    _drop_file(page, ".dropzone", "too-big.png", png_bytes(200, 200), "image/png")
+    page.get_by_role("button", name="Upload").click()
+    assert "the upload limit is 1000 bytes" in page.locator(".upload-problem").inner_text()
+    assert page.url == f"{base}/desk/claims/5"
     assert page.js_errors == []

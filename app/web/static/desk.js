@@ -120,6 +120,11 @@
         showProblem("Choose a file first, or drop one on the box.");
         return;
       }
+      var limit = parseInt(form.getAttribute("data-max-bytes") || "0", 10);
+      if (limit && input.files[0].size > limit) {
+        showProblem("The file is " + human(input.files[0].size) + "; the upload limit is " + human(limit) + ".");
+        return;
+      }
       var data = new FormData();
       // Fields first, the file last: the server checks them before it streams the file.
       form.querySelectorAll("select, textarea, input[type=text]").forEach(function (el) {
