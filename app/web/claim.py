@@ -195,9 +195,9 @@ def _workspace(request: Request, user: Viewer, claim_id: str, refusal: Refusal |
         claim = claims_service.present(session, [row], principal=principal, settings=settings)[0]
         evidence = [
             evidence_service.present(e)
-            for e in evidence_service.list_evidence(session, claim_id=cid, after_id=None, limit=LIST_LIMIT)
+            for e in evidence_service.list_evidence(session, claim_id=cid, after_id=None, limit=LIST_LIMIT)[:LIST_LIMIT]
         ]
-        comments = review_service.list_comments(session, claim_id=cid, after_id=None, limit=LIST_LIMIT)
+        comments = review_service.list_comments(session, claim_id=cid, after_id=None, limit=LIST_LIMIT)[:LIST_LIMIT]
         events = claims_service.list_events(session, claim_id=cid, after_id=None, limit=LIST_LIMIT)
         related = intake_service.related_claims(session, claim_id=cid)
         names = _names(
