@@ -89,7 +89,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 if not _is_error(status):
                     continue
                 content = dict(response.get("content") or {})
-                if "HTTPValidationError" in str(content.pop("application/json", "")):
+                if "HTTPValidationError" in str(content.get("application/json", "")):
+                    del content["application/json"]  # FastAPI's default 422, which we never answer
                     response["description"] = "Invalid input; `errors` lists the fields"
                 content.setdefault(PROBLEM_TYPE, {}).setdefault("schema", dict(PROBLEM_REF))
                 response["content"] = content
