@@ -186,7 +186,7 @@ def list_claims(
         created_before=created_before,
     )
     before_id = int_position(cursor, "claims")
-    rows = service.list_claims(session, filters=filters, before_id=before_id, limit=limit)
+    rows = service.list_claim_rows(session, filters=filters, before_id=before_id, limit=limit)
     rows, next_cursor = finish_page(request, response, rows, limit=limit, kind="claims")
     return ClaimList(
         items=service.present(session, rows, principal=principal, settings=settings), next_cursor=next_cursor

@@ -8,7 +8,7 @@ in the same transaction as the change.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -790,9 +790,10 @@ def _search_clause(session: Session, q: str) -> Any:
     return sa.and_(*clauses)
 
 
-def list_claims(session: Session, *, filters: ClaimFilters, before_id: int | None, limit: int) -> list[Claim]:
-    """Newest first, keyset-paged by id."""
-    stmt = sa.select(Claim).order_by(col(Claim.id).desc()).limit(limit + 1)
+_CLAIM_TABLE: sa.Table = Claim.__table__  # type: ignore[attr-defined]
+
+
+def _list_conditions(session: Session, filters: ClaimFilters, before_id: int | None) -> list[Any]:
     conds: list[Any] = []
     if before_id is not None:
         conds.append(col(Claim.id) < before_id)
@@ -823,9 +824,26 @@ def list_claims(session: Session, *, filters: ClaimFilters, before_id: int | Non
         conds.append(col(Claim.created_at) < filters.created_before)
     if filters.q:
         conds.append(_search_clause(session, filters.q))
+    return conds
+
+
+def list_claims(session: Session, *, filters: ClaimFilters, before_id: int | None, limit: int) -> list[Claim]:
+    """Newest first, keyset-paged by id."""
+    stmt = sa.select(Claim).order_by(col(Claim.id).desc()).limit(limit + 1)
+    conds = _list_conditions(session, filters, before_id)
     if conds:
         stmt = stmt.where(*conds)
     return list(session.execute(stmt).scalars())
+
+
+def list_claim_rows(session: Session, *, filters: ClaimFilters, before_id: int | None, limit: int) -> list[sa.Row[Any]]:
+    """``list_claims`` as plain rows (same filters, order and page), for read-only presentation: a
+    page of 50 claims loads in a fraction of the time the ORM takes to build 50 entities."""
+    stmt = sa.select(_CLAIM_TABLE).order_by(_CLAIM_TABLE.c.id.desc()).limit(limit + 1)
+    conds = _list_conditions(session, filters, before_id)
+    if conds:
+        stmt = stmt.where(*conds)
+    return list(session.connection().execute(stmt))
 
 
 def list_events(session: Session, *, claim_id: int, after_id: int | None, limit: int) -> list[AuditEvent]:
@@ -841,7 +859,9 @@ def list_events(session: Session, *, claim_id: int, after_id: int | None, limit:
 # --- presenting ------------------------------------------------------------------------------
 
 
-def allowed_actions_for(claim: Claim, principal: Principal, approved_by: Collection[int] = ()) -> list[str]:
+def allowed_actions_for(
+    claim: Claim | sa.Row[Any], principal: Principal, approved_by: Collection[int] = ()
+) -> list[str]:
     """``approved_by``: the editors who approved the current review round (they may not again)."""
     state = State(claim.state)
     is_assignee = claim.assignee_id is not None and claim.assignee_id == principal.user_id
@@ -869,7 +889,7 @@ _REVIEWERS_OF = (
 
 def present(
     session: Session,
-    claims: list[Claim],
+    claims: Sequence[Claim] | Sequence[sa.Row[Any]],
     *,
     principal: Principal,
     settings: Settings,
