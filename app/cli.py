@@ -7,6 +7,8 @@ import getpass
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from app.config import get_settings
 from app.db import Database, make_database
 
@@ -218,7 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # A bad CLAIMDESK_* value: say which and why in a line each, not a traceback.
+        for err in exc.errors():
+            name = "CLAIMDESK_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"error: {name}: {err['msg']}", file=sys.stderr)
+        return 2
     return result
 
 

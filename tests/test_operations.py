@@ -148,3 +148,17 @@ def test_cli_user_create_demo_and_verify(tmp_path) -> None:
     con.close()
     bad = _cli(["audit", "verify"], env)
     assert bad.returncode == 1 and "BROKEN" in bad.stdout
+
+
+def test_a_bad_setting_stops_the_command_with_one_line_per_problem(tmp_path: Path) -> None:
+    env = {**os.environ, "CLAIMDESK_RATE_LIMIT_WRITES": "lots", "CLAIMDESK_LEASE_SECONDS": "0"}
+    env["CLAIMDESK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'never.db'}"
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert "Traceback" not in run.stderr and len(lines) == 2
+    assert lines[0].startswith("error: CLAIMDESK_RATE_LIMIT_WRITES:") and "N/minute" in lines[0]
+    assert lines[1].startswith("error: CLAIMDESK_LEASE_SECONDS:")
+    assert not (tmp_path / "never.db").exists()

@@ -21,6 +21,7 @@ from app.auth.service import Principal
 from app.config import Settings
 from app.db import get_database
 from app.errors import Forbidden, Unprocessable
+from app.ratelimit import enforce_write_limit
 from app.web import session as desk_session
 
 CSRF_FIELD = "csrf"
@@ -135,6 +136,8 @@ def check_csrf(request: Request, user: DeskUser, presented: str | None) -> None:
     check_origin(request)
     if not desk_session.csrf_matches(settings_of(request), user.session, presented):
         raise Forbidden("The form's security token is missing or out of date; reload the page and try again.")
+    # The desk's writes spend the same per-person budget as an API key's (CLAIMDESK_RATE_LIMIT_WRITES).
+    enforce_write_limit(request, user_id=user.principal.user_id, api_key_id=None)
 
 
 class Form:

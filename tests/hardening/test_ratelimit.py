@@ -180,7 +180,7 @@ def test_a_malformed_limit_is_refused_at_start(bad: str, tmp_path: Path) -> None
     run = subprocess.run(
         [sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    assert run.returncode != 0 and "rate_limit_writes" in run.stderr and "N/minute" in run.stderr
+    assert run.returncode == 2 and "CLAIMDESK_RATE_LIMIT_WRITES" in run.stderr and "N/minute" in run.stderr
 
 
 def test_gcra_arithmetic_with_an_injected_clock() -> None:

@@ -411,3 +411,32 @@ def test_related_claims_show_on_the_workspace(client: TestClient, people: dict[s
     section = client.get(f"/desk/claims/{second}").text.split('id="related-h"')[1].split("</section>")[0]
     assert related["duplicates"], related  # the API finds it, and so the page must show it
     assert f'href="/desk/claims/{first}"' in section
+
+
+def test_desk_writes_spend_the_same_write_budget(
+    db_url: str, tmp_path: Path, database: Database, people: dict[str, DeskPerson]
+) -> None:
+    settings = make_settings(db_url, tmp_path, rate_limit_writes="3/minute")
+    application = create_app(settings, database)
+    application.state.owns_database = False
+    application.state.start_worker = False
+    checker = people["checker"]
+    with TestClient(application) as api:  # through the checker's API key: a budget of its own
+        claim_id = api_claim(api, people, state="in_progress")
+    with TestClient(application, raise_server_exceptions=False) as browser:
+        csrf = sign_in(browser, checker)
+        answers = [
+            browser.post(
+                f"/desk/claims/{claim_id}/comments", data={"csrf": csrf, "body": f"note {n}"}, follow_redirects=False
+            )
+            for n in range(4)
+        ]
+        assert [a.status_code for a in answers[:3]] == [303, 303, 303]
+        refused = answers[3]
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "Too many writes" in unescape(refused.text)
+        # The refused comment was not stored; reads still work.
+        comments = browser.get(f"/api/v1/claims/{claim_id}/comments", headers=checker.headers).json()["items"]
+        assert sorted(c["body"] for c in comments) == ["note 0", "note 1", "note 2"]
+        assert browser.get("/desk/").status_code == 200
+
