@@ -119,7 +119,10 @@ def update_user(user_id: str, body: UserUpdate, principal: Admin, session: Write
     summary="Create an API key",
     description="The key is in the response once; only its hash is stored.",
 )
-def create_api_key(user_id: str, body: ApiKeyCreate, principal: Admin, session: WriteSessionDep) -> ApiKeyCreated:
+def create_api_key(
+    user_id: str, body: ApiKeyCreate, principal: Admin, session: WriteSessionDep, response: Response
+) -> ApiKeyCreated:
+    response.headers["Cache-Control"] = "no-store"  # the key itself is in this answer
     row, raw = service.create_api_key(
         session,
         actor=principal.actor,

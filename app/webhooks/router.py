@@ -203,6 +203,7 @@ def create_webhook(
         format=body.format,
     )
     response.headers["Location"] = f"/api/v1/webhooks/{endpoint.id}"
+    response.headers["Cache-Control"] = "no-store"  # the signing secret is in this answer
     return _with_secret(endpoint)
 
 
@@ -266,7 +267,10 @@ def delete_webhook(webhook_id: str, principal: Admin, session: WriteSessionDep) 
     summary="Issue a new signing secret",
     description="The new secret is shown once. For 24 hours deliveries carry signatures by both secrets.",
 )
-def rotate_webhook_secret(webhook_id: str, principal: Admin, session: WriteSessionDep) -> WebhookWithSecret:
+def rotate_webhook_secret(
+    webhook_id: str, principal: Admin, session: WriteSessionDep, response: Response
+) -> WebhookWithSecret:
+    response.headers["Cache-Control"] = "no-store"  # the new signing secret is in this answer
     endpoint = service.rotate_secret(
         session, actor=principal.actor, endpoint_id=parse_id(webhook_id, "webhook endpoint")
     )

@@ -30,7 +30,7 @@ def test_admin_creates_users_and_keys(client, admin, database) -> None:
     )
     assert dup.status_code == 409
     r = client.post(f"/api/v1/users/{user['id']}/api-keys", json={"name": "laptop"}, headers=admin.headers)
-    assert r.status_code == 201
+    assert r.status_code == 201 and r.headers["cache-control"] == "no-store"
     key = r.json()["key"]
     assert key.startswith("cdk_") and len(key) > 40 and r.json()["prefix"] == key[:12]
     # the key works, and is stored only hashed

@@ -23,7 +23,7 @@ def admin(desk: Any) -> Any:
 
 def _create(client: Any, admin: Any, url: str, **extra: Any) -> dict[str, Any]:
     r = client.post("/api/v1/webhooks", json={"url": url, "events": ["*"], **extra}, headers=admin.headers)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 201 and r.headers["cache-control"] == "no-store", r.text
     return dict(r.json())
 
 
@@ -101,7 +101,7 @@ def test_patch_rotate_delete_are_audited(client: Any, admin: Any, bench: Bench, 
     )
 
     r = client.post(f"/api/v1/webhooks/{wid}/rotate-secret", headers=admin.headers)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     assert r.json()["secret"] != created["secret"]
     assert r.json()["previous_secret_expires_at"] is not None
 
