@@ -175,10 +175,11 @@ def test_unbroken_failure_for_the_disable_period_disables(bench: Bench, hooks: H
 
 
 def test_a_hang_past_the_timeout_fails_without_holding_up_others(bench: Bench, hooks: HookReceiver) -> None:
-    bench.tuned(webhook_timeout=0.5)
+    # The timeout is long next to a loopback delivery, so "alongside" stays clear of it on a busy machine.
+    bench.tuned(webhook_timeout=1.5)
     slow_id, _ = bench.endpoint(hooks.url("/hang"))
     fast_id, _ = bench.endpoint(hooks.url("/fast"))
-    hooks.answer("/hang", hold=3.0)
+    hooks.answer("/hang", hold=5.0)
     bench.emit("claim.updated")
     started = time.monotonic()
     bench.run()
@@ -188,8 +189,8 @@ def test_a_hang_past_the_timeout_fails_without_holding_up_others(bench: Bench, h
     assert slow.state == "pending" and attempts[0].error == "timeout"
     assert _states(bench, fast_id) == ["delivered"]
     (fast_hit,) = hooks.at("/fast")
-    assert fast_hit.at - started < 0.45  # sent alongside, not after, the hanging one
-    assert elapsed < 2.0
+    assert fast_hit.at - started < 1.2  # sent alongside, not after, the hanging one
+    assert elapsed < 4.0
 
 
 def test_redirects_are_not_followed(bench: Bench, hooks: HookReceiver) -> None:
