@@ -10,9 +10,10 @@ Started side by side in this run, each in its own uvicorn process on loopback:
 
 Each load is wrk with 2 threads and 16 connections for a few seconds after a one-second warm-up;
 POST bodies carry a text unique to each request: a number and 8-14 words from a 2,000-word
-pseudo vocabulary, so the duplicate check finds candidates without every claim being a duplicate. Reported: requests/s, p50 and p99 latency, the
-server's CPU per request, and the ratios to the floors (targets: Claimdesk at least 2x the naive
-SQLModel floor for both, from the performance brief).
+pseudo vocabulary, so the duplicate check finds candidates without every claim being a duplicate.
+Reported: requests/s, p50 and p99 latency, the server's CPU per request, and the ratios to the
+floors (targets: Claimdesk at least 2x the naive SQLModel floor for both, from the performance
+brief).
 """
 
 from __future__ import annotations
