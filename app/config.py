@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAIMDESK_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./claimdesk.db"
+    # FULL keeps every acknowledged write through a power cut; NORMAL is faster and safe against a
+    # process crash only. Read only for SQLite.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     storage: str = "./data/evidence"
     s3_endpoint_url: str = ""
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
@@ -39,6 +42,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper_synchronous(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("webhook_allowed_cidrs", mode="before")
     @classmethod

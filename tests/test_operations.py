@@ -162,3 +162,19 @@ def test_a_bad_setting_stops_the_command_with_one_line_per_problem(tmp_path: Pat
     assert lines[0].startswith("error: CLAIMDESK_RATE_LIMIT_WRITES:") and "N/minute" in lines[0]
     assert lines[1].startswith("error: CLAIMDESK_LEASE_SECONDS:")
     assert not (tmp_path / "never.db").exists()
+
+
+def test_sqlite_commits_reach_the_disk_unless_told_otherwise(tmp_path: Path) -> None:
+    from app.db import make_database
+    from tests.conftest import make_settings
+
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    for setting, expected in ((None, 2), ("normal", 1), ("FULL", 2)):
+        extra = {} if setting is None else {"sqlite_synchronous": setting}
+        database = make_database(make_settings(url, tmp_path, **extra))
+        try:
+            for engine in (database.write_engine, database.read_engine):
+                with engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == expected  # 2 = FULL
+        finally:
+            database.dispose()
