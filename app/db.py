@@ -21,6 +21,7 @@ Routers get a session from ``WriteSessionDep`` or ``ReadSessionDep``; services o
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -194,6 +195,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.write_engine.dialect.name
+
+    @functools.cached_property
+    def read_url(self) -> str:
+        """The read engine's URL as text (password masked): the scope of cached key look-ups."""
+        return str(self.read_engine.url)
 
     @property
     def is_postgres(self) -> bool:

@@ -327,6 +327,17 @@ def _cache_scope(session: Session, key_hash: str) -> tuple[str, str]:
     return (str(session.get_bind().engine.url), key_hash)
 
 
+def peek_key(engine_url: str, raw_key: str) -> KeyLookup | None:
+    """The cached lookup for a presented key, without touching the database; None when nothing
+    usable is cached (the caller then asks ``lookup_key``, which decides)."""
+    if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
+        return None
+    cached = _key_cache.get((engine_url, key_tools.hash_key(raw_key)))
+    if cached is None or (cached.expires_at is not None and cached.expires_at <= clock.now()):
+        return None
+    return cached.lookup
+
+
 def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
     """The principal for a presented key, or None if it is unknown, revoked, expired or inactive."""
     if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
