@@ -132,12 +132,13 @@ def check_origin(request: Request) -> None:
         raise Forbidden("This form was sent from another site; reload the page and try again.")
 
 
-def check_csrf(request: Request, user: DeskUser, presented: str | None) -> None:
+def check_csrf(request: Request, user: DeskUser, presented: str | None, *, spend: bool = True) -> None:
     check_origin(request)
     if not desk_session.csrf_matches(settings_of(request), user.session, presented):
         raise Forbidden("The form's security token is missing or out of date; reload the page and try again.")
     # The desk's writes spend the same per-person budget as an API key's (CLAIMDESK_RATE_LIMIT_WRITES).
-    enforce_write_limit(request, user_id=user.principal.user_id, api_key_id=None)
+    if spend:
+        enforce_write_limit(request, user_id=user.principal.user_id, api_key_id=None)
 
 
 class Form:
@@ -173,6 +174,18 @@ async def checked_form(request: Request, user: DeskUserDep) -> Form:
 
 
 PostedForm = Annotated[Form, Depends(checked_form)]
+
+
+async def checked_signout(request: Request, user: DeskUserDep) -> Form:
+    # Signing out changes nothing stored, and must work even when the write budget is spent.
+    data = await request.form(max_files=0, max_fields=20)
+    presented = data.get(CSRF_FIELD)
+    token = presented if isinstance(presented, str) else request.headers.get(CSRF_HEADER)
+    check_csrf(request, user, token, spend=False)
+    return Form(data)
+
+
+SignOutForm = Annotated[Form, Depends(checked_signout)]
 
 
 def csrf_header_checked(request: Request, user: DeskUserDep) -> DeskUser:

@@ -157,25 +157,34 @@ class SignInThrottle:
             self._failures.pop(key, None)
         return stamps
 
-    def retry_after(self, email: str, client: str, now: float | None = None) -> int:
-        """Seconds until another attempt is allowed; 0 when it is allowed now."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            waits = []
-            for key, limit in ((f"e:{email}", self.per_email), (f"c:{client}", self.per_client)):
-                stamps = self._recent(key, now)
-                if len(stamps) >= limit:
-                    waits.append(int(self.window - (now - stamps[-limit])) + 1)
-            return max(waits, default=0)
+    def _wait(self, email: str, client: str, now: float) -> int:
+        waits = []
+        for key, limit in ((f"e:{email}", self.per_email), (f"c:{client}", self.per_client)):
+            stamps = self._recent(key, now)
+            if len(stamps) >= limit:
+                waits.append(int(self.window - (now - stamps[-limit])) + 1)
+        return max(waits, default=0)
 
-    def failed(self, email: str, client: str, now: float | None = None) -> None:
+    def reserve(self, email: str, client: str, now: float | None = None) -> tuple[int, float]:
+        """Count an attempt before its password is checked, so attempts sent side by side cannot all
+        pass while the first is still being verified. Returns the seconds to wait (0: go ahead) and
+        the attempt's stamp, for ``succeeded``."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            wait = self._wait(email, client, now)
+            if wait:
+                return wait, now
             if len(self._failures) > 50_000:  # bounded: forget everything rather than grow forever
                 self._failures.clear()
             for key in (f"e:{email}", f"c:{client}"):
                 self._failures.setdefault(key, []).append(now)
+            return 0, now
 
-    def succeeded(self, email: str) -> None:
+    def succeeded(self, email: str, client: str, stamp: float) -> None:
+        """A right password: the address's failures are forgotten, and this attempt is not held
+        against the client."""
         with self._lock:
             self._failures.pop(f"e:{email}", None)
+            stamps = self._failures.get(f"c:{client}")
+            if stamps and stamp in stamps:
+                stamps.remove(stamp)

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.db import get_database
 from app.errors import TooManyRequests, Unauthorized
 from app.web import session as desk_session
-from app.web.deps import OptionalDeskUserDep, PostedForm, check_origin, settings_of
+from app.web.deps import OptionalDeskUserDep, SignOutForm, check_origin, settings_of
 from app.web.render import DeskRoute, page, problem_of, see_other
 
 log = logging.getLogger("claimdesk.desk")
@@ -88,7 +88,7 @@ async def signin(request: Request) -> Response:
         return response
 
     throttle: desk_session.SignInThrottle = request.app.state.desk_throttle
-    wait = throttle.retry_after(email, client)
+    wait, attempt = throttle.reserve(email, client)
     if wait:
         return refuse(
             TooManyRequests(
@@ -97,10 +97,9 @@ async def signin(request: Request) -> Response:
         )
     user = await run_in_threadpool(_verify, request, email, password)
     if user is None or user.id is None:
-        throttle.failed(email, client)
         log.info("desk sign-in refused for %r from %s", email, client)
         return refuse(Unauthorized(WRONG))
-    throttle.succeeded(email)
+    throttle.succeeded(email, client, attempt)
     cookie, _ = desk_session.issue(settings, user_id=user.id, password_hash=user.password_hash)
     response = see_other(target)
     response.set_cookie(
@@ -117,7 +116,7 @@ async def signin(request: Request) -> Response:
 
 
 @router.post("/signout")
-def signout(request: Request, form: PostedForm) -> Response:
+def signout(request: Request, form: SignOutForm) -> Response:
     response = see_other("/desk/signin", ok="signed_out")
     response.delete_cookie(desk_session.COOKIE_NAME, path=desk_session.COOKIE_PATH, httponly=True, samesite="lax")
     return response

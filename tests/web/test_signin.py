@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,7 +14,10 @@ from app.audit.service import Actor
 from app.auth import service as auth_service
 from app.auth.roles import Role
 from app.db import Database
+from app.main import create_app
 from app.web import session as desk_session
+from app.web.session import SignInThrottle
+from tests.conftest import make_settings
 from tests.web.conftest import DeskPerson, csrf_of, sign_in
 
 
@@ -232,3 +238,46 @@ def test_a_configured_secret_key_lets_every_process_read_the_cookie(
     with TestClient(app_with("another secret: a rotated key signs everyone out")) as third:
         third.cookies.set(desk_session.COOKIE_NAME, cookie, path="/desk")
         assert third.get("/desk/", follow_redirects=False).status_code == 303
+
+
+def test_sign_ins_sent_side_by_side_are_throttled_too(app: Any, people: dict[str, DeskPerson]) -> None:
+    who = people["editor"]
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+            answers = await asyncio.gather(
+                *(browser.post("/desk/signin", data={"email": who.email, "password": "wrong"}) for _ in range(12))
+            )
+        return sorted(a.status_code for a in answers)
+
+    codes = asyncio.run(burst())
+    # Each attempt is counted before its password is checked: five are checked, the rest wait.
+    assert codes == [401] * 5 + [429] * 7
+
+
+def test_a_right_password_is_not_held_against_the_client() -> None:
+    throttle = SignInThrottle(per_email=5, per_client=3, window=300)
+    for n in range(10):
+        wait, stamp = throttle.reserve(f"user{n}@desk.test", "10.0.0.1", now=100.0 + n)
+        assert wait == 0
+        throttle.succeeded(f"user{n}@desk.test", "10.0.0.1", stamp)
+    for n in range(3):
+        assert throttle.reserve(f"guess{n}@desk.test", "10.0.0.1", now=200.0)[0] == 0
+    assert throttle.reserve("anyone@desk.test", "10.0.0.1", now=200.0)[0] > 0
+
+
+def test_signing_out_works_when_the_write_budget_is_spent(
+    db_url: str, tmp_path: Path, database: Database, people: dict[str, DeskPerson]
+) -> None:
+    application = create_app(make_settings(db_url, tmp_path, rate_limit_writes="1/hour"), database)
+    application.state.owns_database = False
+    application.state.start_worker = False
+    who = people["checker"]
+    with TestClient(application, raise_server_exceptions=False) as browser:
+        csrf = sign_in(browser, who)
+        spent = [browser.post("/desk/queue/next", data={"csrf": csrf}, follow_redirects=False) for _ in range(2)]
+        assert spent[-1].status_code == 429
+        out = browser.post("/desk/signout", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303
+        assert browser.get("/desk/", follow_redirects=False).status_code in (302, 303, 307)
