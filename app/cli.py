@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.worker import IN_PROCESS_ENV
 
     cmd_migrate(args)
+    settings = get_settings()
     if args.no_worker or args.workers > 1:
         # The factory below runs in each server process and reads this to leave the worker out.
         os.environ[IN_PROCESS_ENV] = "0"
@@ -48,7 +49,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,
         log_level="warning",
-        proxy_headers=False,
+        # Behind a reverse proxy, trust its X-Forwarded-For/-Proto only from the addresses named in
+        # CLAIMDESK_FORWARDED_ALLOW_IPS, so sign-in throttling and logs see each person's address.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
     return 0
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     org_url: str = ""
     rating_scale: str = ""
     secret_key: str = ""
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated, or *).
+    forwarded_allow_ips: str = ""
     log_level: str = "INFO"
     log_json: bool = False
     worker_poll_seconds: float = Field(default=1.0, gt=0)

@@ -178,3 +178,58 @@ def test_sqlite_commits_reach_the_disk_unless_told_otherwise(tmp_path: Path) -> 
                     assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == expected  # 2 = FULL
         finally:
             database.dispose()
+
+
+def _serve_and_sign_in_wrongly(tmp_path: Path, extra_env: dict[str, str]) -> str:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "CLAIMDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'proxy.db'}",
+        "CLAIMDESK_STORAGE": str(tmp_path / "evidence"),
+        "CLAIMDESK_SECRET_KEY": "a-test-key-that-is-long-enough-for-signing",
+        **extra_env,
+    }
+    log_path = tmp_path / f"serve-{port}.log"
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            answer = httpx.post(
+                f"{base}/desk/signin",
+                data={"email": "nobody@desk.test", "password": "not the password"},
+                headers={"X-Forwarded-For": "203.0.113.7"},
+                timeout=30,
+            )
+            assert answer.status_code == 401
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return log_path.read_text()
+
+
+def test_forwarded_addresses_are_believed_only_from_named_proxies(tmp_path: Path) -> None:
+    trusted = _serve_and_sign_in_wrongly(tmp_path, {"CLAIMDESK_FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    assert "'nobody@desk.test' from 203.0.113.7" in trusted
+    untrusted = _serve_and_sign_in_wrongly(tmp_path, {})
+    assert "'nobody@desk.test' from 127.0.0.1" in untrusted and "203.0.113.7" not in untrusted
