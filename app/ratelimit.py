@@ -182,7 +182,8 @@ def enforce_write_limit(request: Request, *, user_id: int, api_key_id: int | Non
     setattr(request.state, STATE_HEADERS, [(k.lower().encode(), v.encode()) for k, v in headers.items()])
     if not decision.allowed:
         raise TooManyRequests(
-            f"Too many writes with this key: the limit is {limiter.rate}. Try again in {decision.retry_after} s.",
+            f"Too many writes {'with this key' if api_key_id is not None else 'from this account'}: "
+            f"the limit is {limiter.rate}. Try again in {decision.retry_after} s.",
             headers=headers,
             **{"violated-policies": [POLICY_NAME]},
         )

@@ -327,28 +327,34 @@ def _cache_scope(session: Session, key_hash: str) -> tuple[str, str]:
     return (str(session.get_bind().engine.url), key_hash)
 
 
+def _well_formed(raw_key: str) -> bool:
+    return raw_key.startswith(key_tools.KEY_PREFIX) and len(raw_key) <= 200
+
+
+def _cached(scope: tuple[str, str]) -> KeyLookup | None:
+    cached = _key_cache.get(scope)
+    if cached is None or (cached.expires_at is not None and cached.expires_at <= clock.now()):
+        return None  # a key that expired while cached is answered by the database (and refused)
+    return cached.lookup
+
+
 def peek_key(engine_url: str, raw_key: str) -> KeyLookup | None:
     """The cached lookup for a presented key, without touching the database; None when nothing
     usable is cached (the caller then asks ``lookup_key``, which decides)."""
-    if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
+    if not _well_formed(raw_key):
         return None
-    cached = _key_cache.get((engine_url, key_tools.hash_key(raw_key)))
-    if cached is None or (cached.expires_at is not None and cached.expires_at <= clock.now()):
-        return None
-    return cached.lookup
+    return _cached((engine_url, key_tools.hash_key(raw_key)))
 
 
 def lookup_key(session: Session, raw_key: str) -> KeyLookup | None:
     """The principal for a presented key, or None if it is unknown, revoked, expired or inactive."""
-    if not raw_key.startswith(key_tools.KEY_PREFIX) or len(raw_key) > 200:
+    if not _well_formed(raw_key):
         return None
     key_hash = key_tools.hash_key(raw_key)
     scope = _cache_scope(session, key_hash)
-    cached = _key_cache.get(scope)
-    if cached is not None:
-        if cached.expires_at is not None and cached.expires_at <= clock.now():
-            return None
-        return cached.lookup
+    hit = _cached(scope)
+    if hit is not None:
+        return hit
     generation = _key_cache.generation
     row = session.execute(
         sa.select(

@@ -166,11 +166,16 @@ class Form:
         return {k: v for k, v in self._data.items() if isinstance(v, str) and k != CSRF_FIELD}
 
 
-async def checked_form(request: Request, user: DeskUserDep) -> Form:
-    data = await request.form(max_files=0, max_fields=200)
+async def _checked(request: Request, user: DeskUser, *, spend: bool, max_fields: int) -> Form:
+    data = await request.form(max_files=0, max_fields=max_fields)
     presented = data.get(CSRF_FIELD)
-    check_csrf(request, user, presented if isinstance(presented, str) else request.headers.get(CSRF_HEADER))
+    token = presented if isinstance(presented, str) else request.headers.get(CSRF_HEADER)
+    check_csrf(request, user, token, spend=spend)
     return Form(data)
+
+
+async def checked_form(request: Request, user: DeskUserDep) -> Form:
+    return await _checked(request, user, spend=True, max_fields=200)
 
 
 PostedForm = Annotated[Form, Depends(checked_form)]
@@ -178,11 +183,7 @@ PostedForm = Annotated[Form, Depends(checked_form)]
 
 async def checked_signout(request: Request, user: DeskUserDep) -> Form:
     # Signing out changes nothing stored, and must work even when the write budget is spent.
-    data = await request.form(max_files=0, max_fields=20)
-    presented = data.get(CSRF_FIELD)
-    token = presented if isinstance(presented, str) else request.headers.get(CSRF_HEADER)
-    check_csrf(request, user, token, spend=False)
-    return Form(data)
+    return await _checked(request, user, spend=False, max_fields=20)
 
 
 SignOutForm = Annotated[Form, Depends(checked_signout)]

@@ -434,7 +434,7 @@ def test_desk_writes_spend_the_same_write_budget(
         assert [a.status_code for a in answers[:3]] == [303, 303, 303]
         refused = answers[3]
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-        assert "Too many writes" in unescape(refused.text)
+        assert "Too many writes from this account" in unescape(refused.text)
         # The refused comment was not stored; reads still work.
         comments = browser.get(f"/api/v1/claims/{claim_id}/comments", headers=checker.headers).json()["items"]
         assert sorted(c["body"] for c in comments) == ["note 0", "note 1", "note 2"]
