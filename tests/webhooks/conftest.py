@@ -124,6 +124,9 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when a starved machine is slow to accept, and the
+    # client's SYN retry (1 s, then 3 s) reads as a timed-out attempt that has nothing to do with us.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up early (timeouts, capped reads, refused certificates) are the point of
