@@ -16,16 +16,23 @@ PostgreSQL (psycopg 3): one engine serves both; row locks (``SELECT ... FOR UPDA
 ``SKIP LOCKED`` do the serialising where it matters.
 
 Routers get a session from ``WriteSessionDep`` or ``ReadSessionDep``; services only flush.
-``write_session`` commits after the route function returns and *before* the response is sent.
+The commit happens when the route function returns and *before* the response is sent: routers are
+built with :class:`CommitOnReturn`, which commits the route's sessions in the route's own worker
+thread the moment it returns, or rolls them back if it raises. (Left to a sync dependency's
+teardown, the commit would wait for another thread-pool hop and an event-loop turn while SQLite's
+write lock is held, and every other writer with it.) The session dependencies themselves are async
+and do no I/O in the event loop: whatever an async route leaves open is committed or rolled back
+in the thread pool.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,10 +40,12 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 
@@ -260,7 +269,9 @@ def make_database(settings: Settings) -> Database:
         if memory:
             kwargs["poolclass"] = StaticPool
         else:
-            kwargs.update(pool_size=8, max_overflow=24)
+            # Kept open for the thread pool's (40) busy moments: a connection closed on check-in and
+            # opened again costs its PRAGMAs and a cold page cache on every request.
+            kwargs.update(pool_size=24, max_overflow=16)
         write_engine = sa.create_engine(url, **kwargs)
         _install_sqlite_events(write_engine, immediate=True, synchronous=settings.sqlite_synchronous)
         if memory:
@@ -279,31 +290,73 @@ def get_database(request: Request) -> Database:
     return db
 
 
-def _write_session(request: Request) -> Iterator[Session]:
+async def _finish(session: Session, *, commit: bool) -> None:
+    """Ends what the route left open. A sync route has already committed or rolled back in its own
+    thread (:class:`CommitOnReturn`), so this is in-loop bookkeeping with no I/O; only what an async
+    route left open goes to the thread pool, so a database round trip never blocks the event loop."""
+    try:
+        if session.in_transaction():
+            await run_in_threadpool(session.commit if commit else session.rollback)
+    finally:
+        if session.in_transaction():  # a commit that raised: closing rolls back, in the pool too
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
+
+
+async def _write_session(request: Request) -> AsyncIterator[Session]:
     session = get_database(request).write_session()
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        await _finish(session, commit=False)
         raise
-    finally:
-        session.close()
+    await _finish(session, commit=True)
 
 
-def _read_session(request: Request) -> Iterator[Session]:
+async def _read_session(request: Request) -> AsyncIterator[Session]:
     session = get_database(request).read_session()
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        await _finish(session, commit=False)
 
 
 # scope="function": the commit happens when the route function returns, before the response is
 # sent, so a client never sees a success that was not durable.
 WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(_read_session, scope="function")]
+
+
+def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        sessions = [v for v in kwargs.values() if isinstance(v, Session)]
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            for session in sessions:
+                session.rollback()
+            raise
+        for session in sessions:
+            if session.in_transaction():
+                session.commit()
+        return result
+
+    run.commits_on_return = True  # type: ignore[attr-defined]
+    return run
+
+
+class CommitOnReturn(APIRoute):
+    """A route whose (sync) endpoint commits its database sessions in its own thread as it returns.
+
+    FastAPI reads the endpoint's signature through ``functools.wraps``, so parameters, dependencies and
+    the OpenAPI document are those of the function as written."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint) and not getattr(endpoint, "commits_on_return", False):
+            endpoint = _commit_on_return(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 def lock_for_update(stmt: sa.Select[Any], db_dialect: str) -> sa.Select[Any]:

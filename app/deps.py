@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from app.config import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:  # async: no thread-pool hop for a field read
     settings: Settings = request.app.state.settings
     return settings
 

@@ -22,11 +22,11 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.claims.service import parse_id
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.errors import problem_response
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
-router = APIRouter(prefix="/api/v1", tags=["users and keys"])
+router = APIRouter(prefix="/api/v1", tags=["users and keys"], route_class=CommitOnReturn)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid API key"),

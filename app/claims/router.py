@@ -28,13 +28,13 @@ from app.claims.schemas import (
 )
 from app.claims.states import State
 from app.config import Settings
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.deps import IdempotencyKey, IfMatch, SettingsDep
 from app.errors import DomainError, Unprocessable, problem_response
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 from app.validation import MAX_ID, NO_NUL_PATTERN, UTCDatetime
 
-router = APIRouter(prefix="/api/v1", tags=["claims"])
+router = APIRouter(prefix="/api/v1", tags=["claims"], route_class=CommitOnReturn)
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid API key"),
@@ -203,7 +203,7 @@ def list_claims(
 def get_claim(
     claim_id: str, response: Response, principal: Viewer, session: ReadSessionDep, settings: SettingsDep
 ) -> ClaimPublic:
-    claim = service.get_claim(session, service.parse_id(claim_id))
+    claim = service.claim_row(session, service.parse_id(claim_id))
     out = _one(session, claim, principal, settings)
     _etag(response, out)
     return out
@@ -242,7 +242,7 @@ def update_claim(
     return out
 
 
-def _may_attempt(action: str, principal: CurrentPrincipal) -> Principal:
+async def _may_attempt(action: str, principal: CurrentPrincipal) -> Principal:
     """The action's least role as a dependency, so that it is checked before the body is validated
     (401 -> 403 -> 422 -> 404 -> ..., as on every other route)."""
     service.check_action_role(principal, action)

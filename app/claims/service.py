@@ -76,6 +76,15 @@ def get_claim(session: Session, claim_id: int) -> Claim:
     return claim
 
 
+def claim_row(session: Session, claim_id: int) -> sa.Row[Any]:
+    """The claim as a plain row, for reading and presenting only: a Core statement built once, with
+    none of the ORM's identity-map and loading work."""
+    row = session.connection().execute(_CLAIM_BY_ID, {"id": claim_id}).first()
+    if row is None:
+        raise NotFound(f"No claim with id {claim_id}.")
+    return row
+
+
 def lock_claim(session: Session, claim_id: int) -> Claim:
     """The claim, row-locked for the rest of the transaction on PostgreSQL."""
     claim = session.get(Claim, claim_id, with_for_update=_is_postgres(session), populate_existing=True)
@@ -878,6 +887,7 @@ def allowed_actions_for(
     return allowed
 
 
+_CLAIM_BY_ID = sa.select(_CLAIM_TABLE).where(_CLAIM_TABLE.c.id == sa.bindparam("id"))
 _REVIEWER_TABLE: sa.Table = ClaimReviewer.__table__  # type: ignore[attr-defined]
 # Built once, run as a plain Core statement: every claim the API shows needs its reviewers.
 _REVIEWERS_OF = (

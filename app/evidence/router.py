@@ -19,7 +19,7 @@ from app.claims import service as claims_service
 from app.claims.schemas import Dimension
 from app.claims.service import parse_id
 from app.config import Settings
-from app.db import Database, ReadSessionDep, WriteSessionDep, get_database
+from app.db import CommitOnReturn, Database, ReadSessionDep, WriteSessionDep, get_database
 from app.deps import IdempotencyKey, SettingsDep
 from app.errors import Gone, NotFound, Unprocessable, UnsupportedMediaType, problem_response
 from app.evidence import service
@@ -33,7 +33,7 @@ from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
 log = logging.getLogger("claimdesk.evidence")
 
-router = APIRouter(prefix="/api/v1", tags=["evidence"])
+router = APIRouter(prefix="/api/v1", tags=["evidence"], route_class=CommitOnReturn)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid API key"),

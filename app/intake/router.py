@@ -11,7 +11,7 @@ from app.claims import service as claims_service
 from app.claims.router import COMMON_ERRORS
 from app.claims.schemas import ClaimPublic
 from app.claims.states import State
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
 from app.errors import NotFound, problem_response
 from app.intake import service
@@ -32,7 +32,7 @@ from app.intake.schemas import (
 )
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
 
-router = APIRouter(prefix="/api/v1", tags=["intake"])
+router = APIRouter(prefix="/api/v1", tags=["intake"], route_class=CommitOnReturn)
 
 ARTICLE_ERRORS: dict[int | str, dict[str, Any]] = {
     **COMMON_ERRORS,

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import Viewer
 from app.claims.service import parse_id
 from app.config import Settings
-from app.db import Database, ReadSessionDep, get_database
+from app.db import CommitOnReturn, Database, ReadSessionDep, get_database
 from app.deps import SettingsDep
 from app.errors import InvalidCursor, problem_response
 from app.evidence.download import FILE_RESPONSES, blob_response
@@ -25,8 +25,8 @@ from app.publishing import claimreview, service
 from app.publishing.ratings import scale_for
 from app.validation import MAX_ID
 
-api_router = APIRouter(prefix="/api/v1", tags=["publishing"])
-public_router = APIRouter(prefix="/public", tags=["public"])
+api_router = APIRouter(prefix="/api/v1", tags=["publishing"], route_class=CommitOnReturn)
+public_router = APIRouter(prefix="/public", tags=["public"], route_class=CommitOnReturn)
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),

@@ -10,14 +10,14 @@ from pydantic import Field, StringConstraints
 from app.auth.deps import Checker
 from app.claims import service as claims_service
 from app.claims.schemas import ClaimList, ClaimPublic, Tag
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
 from app.errors import InvalidCursor, problem_response
 from app.pagination import CursorQuery, LimitQuery, decode_cursor, finish_page
 from app.queue import service
 from app.validation import MAX_ID, NO_NUL_PATTERN, StrictInput
 
-router = APIRouter(prefix="/api/v1", tags=["queue"])
+router = APIRouter(prefix="/api/v1", tags=["queue"], route_class=CommitOnReturn)
 
 
 class NextIn(StrictInput):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.auth.deps import Checker, Editor, Viewer
 from app.claims.service import parse_id
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
 from app.errors import problem_response
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
@@ -24,7 +24,7 @@ from app.review.schemas import (
     ReviewerOut,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["assignments and review"])
+router = APIRouter(prefix="/api/v1", tags=["assignments and review"], route_class=CommitOnReturn)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid API key"),

@@ -23,13 +23,13 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.clock import clock
+from app.db import CommitOnReturn
 from app.errors import DomainError, Unprocessable
 from app.web.deps import SignInRequired
 
@@ -237,7 +237,7 @@ def error_page(request: Request, exc: DomainError) -> HTMLResponse:
     )
 
 
-class DeskRoute(APIRoute):
+class DeskRoute(CommitOnReturn):
     """Desk routes answer in HTML: a refusal nobody caught is a page, a missing sign-in a redirect."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_v
 from app.auth.deps import Admin
 from app.claims.service import parse_id
 from app.clock import clock
-from app.db import ReadSessionDep, WriteSessionDep
+from app.db import CommitOnReturn, ReadSessionDep, WriteSessionDep
 from app.deps import SettingsDep
 from app.errors import problem_response
 from app.pagination import CursorQuery, LimitQuery, finish_page, int_position
@@ -19,7 +19,7 @@ from app.validation import StrictInput
 from app.webhooks import service
 from app.webhooks.models import ALL_EVENTS, EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1", tags=["webhooks"], route_class=CommitOnReturn)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid API key"),
