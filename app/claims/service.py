@@ -181,6 +181,7 @@ def create_claim(
     source: dict[str, Any] | None = None,
 ) -> Claim:
     """``source`` ({article_id, start, end}) is set by intake when a claim is taken from an article."""
+    related.prepare(data.text)  # CPU work done before the first statement takes the write lock
     now = clock.now()
     tags = list(dict.fromkeys(data.tags))
     claim = Claim(

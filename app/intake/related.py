@@ -100,10 +100,32 @@ def terms_of(text: str) -> list[str]:
 
 def term_hashes(text: str) -> list[int]:
     """At most MAX_TERMS hashes (signed 64-bit), the smallest: a bottom-k sketch of the term set."""
+    return list(_term_hashes(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _term_hashes(text: str) -> tuple[int, ...]:
     hashes = {
         int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big", signed=True) for t in terms_of(text)
     }
-    return sorted(hashes)[:MAX_TERMS]
+    return tuple(sorted(hashes)[:MAX_TERMS])
+
+
+# Scoring a new claim compares it with a few recent claims that share its terms, and the same recent
+# claims come up again and again: their prepared texts are kept (a few KiB each) instead of being
+# normalised and cut into n-grams inside every write transaction. Keyed by the text itself, so an
+# edited claim is simply a new entry.
+@functools.lru_cache(maxsize=1024)
+def profile_of(text: str) -> Profile:
+    return Profile(text)
+
+
+def prepare(text: str) -> None:
+    """Do a new text's CPU work (terms, profile) before the write transaction that registers it, so
+    SQLite's write lock is not held for it; :func:`register_claim` then finds both ready."""
+    _term_hashes(text)
+    profile = profile_of(text)
+    profile.grams(2 if profile.dense else 3)
 
 
 def index_claim(session: Session, claim: Claim, hashes: list[int] | None = None, *, new: bool = False) -> None:
@@ -141,13 +163,36 @@ def _sharing(session: Session, hashes: list[int], *, exclude: int, per_term: int
     return Counter(int(cid) for (cid,) in session.connection().execute(sql, params))
 
 
+def _need(n_terms: int, share: float) -> int:
+    """Texts at DUPLICATE_THRESHOLD share well over half their terms (measured on rewordings of the
+    labelled articles' sentences, none below); half is the floor."""
+    return min(n_terms, max(2, math.ceil(n_terms * share)))
+
+
 def _best_sharing(shared: Counter[int], n_terms: int, limit: int, share: float = SHARED_SHARE) -> list[int]:
-    """Claims sharing enough terms to be worth scoring, most shared first, then newest. Texts at
-    DUPLICATE_THRESHOLD share well over half their terms (measured on rewordings of the labelled
-    articles' sentences, none below); half is the floor."""
-    need = min(n_terms, max(2, math.ceil(n_terms * share)))
+    """Claims sharing enough terms to be worth scoring, most shared first, then newest."""
+    need = _need(n_terms, share)
     ranked = sorted((cid for cid, n in shared.items() if n >= need), key=lambda cid: (-shared[cid], -cid))
     return ranked[:limit]
+
+
+@functools.cache
+def _best_sharing_sql(n: int) -> sa.TextClause:
+    # The arms are a constant template with numbered placeholders; every value is a bound parameter.
+    return sa.text(
+        f"SELECT claim_id FROM ({_sharing_sql(n).text}) AS shared "  # noqa: S608
+        "GROUP BY claim_id HAVING count(*) >= :need ORDER BY count(*) DESC, claim_id DESC LIMIT :best"
+    )
+
+
+def _best_sharing_in_db(session: Session, hashes: list[int], *, exclude: int, per_term: int, limit: int) -> list[int]:
+    """:func:`_best_sharing` over :func:`_sharing`, counted and ranked by the database: on every new
+    claim this returns a handful of ids instead of up to ``per_term`` rows for each of its terms."""
+    if not hashes:
+        return []
+    params: dict[str, int] = {f"t{i}": h for i, h in enumerate(hashes)}
+    params.update(me=exclude, k=per_term, need=_need(len(hashes), SHARED_SHARE), best=limit)
+    return [int(cid) for (cid,) in session.connection().execute(_best_sharing_sql(len(hashes)), params)]
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -202,12 +247,12 @@ def _load(session: Session, ids: Iterable[int]) -> list[Claim]:
 
 
 def _score_duplicates(claim: Claim, others: list[Claim], keep: Collection[int] = ()) -> list[Match]:
-    mine = Profile(claim.text)
+    mine = profile_of(claim.text)
     out = []
     for other in others:
         if other.id == claim.id:
             continue
-        score = round(mine.score(Profile(other.text)), 3)
+        score = round(mine.score(profile_of(other.text)), 3)
         if score >= DUPLICATE_THRESHOLD or other.id in keep:
             out.append(Match(other, score))
     out.sort(key=lambda m: (-m.score, -(m.claim.id or 0)))
@@ -226,14 +271,12 @@ def register_claim(session: Session, claim: Claim) -> list[SuspectedDuplicate]:
     candidates' texts are the only thing read from the claims table."""
     assert claim.id is not None
     hashes = term_hashes(claim.text)
-    ids = _best_sharing(
-        _sharing(session, hashes, exclude=claim.id, per_term=CREATE_PER_TERM), len(hashes), CREATE_SCORED
-    )
+    ids = _best_sharing_in_db(session, hashes, exclude=claim.id, per_term=CREATE_PER_TERM, limit=CREATE_SCORED)
     duplicates: list[tuple[int, float]] = []
     if ids:
-        mine = Profile(claim.text)
+        mine = profile_of(claim.text)
         for cid, text in session.connection().execute(_CANDIDATE_TEXTS, {"ids": ids}):
-            score = round(mine.score(Profile(text)), 3)
+            score = round(mine.score(profile_of(text)), 3)
             if score >= DUPLICATE_THRESHOLD and cid is not None:
                 duplicates.append((cid, score))
     index_claim(session, claim, hashes, new=True)
