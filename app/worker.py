@@ -30,8 +30,6 @@ from app.config import Settings
 from app.db import Database
 from app.queue.timers import run_timers
 from app.webhooks.dispatcher import (
-    MAX_CONCURRENCY,
-    PER_ENDPOINT_CONCURRENCY,
     Deliverer,
     DeliveryBacklogCollector,
     WebhookMetrics,
@@ -70,16 +68,16 @@ class Worker:
         settings: Settings,
         *,
         metrics: WebhookMetrics | None = None,
-        concurrency: int = MAX_CONCURRENCY,
-        per_endpoint: int = PER_ENDPOINT_CONCURRENCY,
+        concurrency: int | None = None,
+        per_endpoint: int | None = None,
         timers: bool = True,
         wake_on_commit: bool = True,
     ) -> None:
         self.database = database
         self.settings = settings
         self.metrics = metrics
-        self.concurrency = concurrency
-        self.per_endpoint = per_endpoint
+        self.concurrency = settings.webhook_concurrency if concurrency is None else concurrency
+        self.per_endpoint = settings.webhook_concurrency_per_endpoint if per_endpoint is None else per_endpoint
         self.timers = timers
         self.wake_on_commit = wake_on_commit
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -257,3 +257,13 @@ def test_serve_leaves_the_worker_out_when_asked(monkeypatch: pytest.MonkeyPatch,
     assert "claimdesk worker" in capsys.readouterr().out
     assert [c["workers"] for c in calls] == [1, 1, 3]
     assert cli.build_parser().parse_args(["worker"]).func is cli.cmd_worker
+
+
+def test_the_worker_takes_its_limits_from_the_settings(bench: Bench, make_settings: Callable[..., Any]) -> None:
+    worker = Worker(bench.database, make_settings(webhook_concurrency=7, webhook_concurrency_per_endpoint=3))
+    assert (worker.concurrency, worker.per_endpoint) == (7, 3)
+    # The defaults: 64 at once, 16 to one endpoint.
+    default = Worker(bench.database, make_settings())
+    assert (default.concurrency, default.per_endpoint) == (64, 16)
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        make_settings(webhook_concurrency_per_endpoint=0)
