@@ -288,6 +288,7 @@ def test_nul_characters_are_refused_everywhere(j: Journey, database) -> None:
     assert j.client.get("/api/v1/queue", params={"tag": "flood"}, headers=j.checker.headers).status_code == 200
     r = j.client.post(f"/api/v1/claims/{cid}/comments", json={"body": "\u0000"}, headers=j.checker.headers)
     assert r.status_code == 422
-    r = j.client.post("/api/v1/users", json={"email": "a\u0000@b.c", "name": "x", "role": "viewer"},
-                      headers=j.admin.headers)
+    r = j.client.post(
+        "/api/v1/users", json={"email": "a\u0000@b.c", "name": "x", "role": "viewer"}, headers=j.admin.headers
+    )
     assert r.status_code == 422

@@ -64,8 +64,7 @@ def _close(a: float | None, b: float | None) -> bool:
 def figures_match(expected: list[dict[str, Any]], got: Candidate) -> bool:
     for e in expected:
         if not any(
-            _close(e["low"], f.low) and _close(e["high"], f.high) and e["qualifier"] == f.qualifier
-            for f in got.figures
+            _close(e["low"], f.low) and _close(e["high"], f.high) and e["qualifier"] == f.qualifier for f in got.figures
         ):
             return False
     return True
@@ -184,9 +183,7 @@ def table(rows: list[tuple[str, Tally]]) -> str:
             f"{t.recall('attributed'):>6.2f} {t.recall('hedge'):>7.2f} {t.recall('date'):>6.2f} "
             f"{t.claimant_accuracy:>8.2f} {t.figure_accuracy:>7.2f} {t.candidates:>5}"
         )
-    counts = ", ".join(
-        f"{name}: " + "/".join(f"{t.expected[k]} {k}" for k in KINDS) for name, t in rows
-    )
+    counts = ", ".join(f"{name}: " + "/".join(f"{t.expected[k]} {k}" for k in KINDS) for name, t in rows)
     lines.append(f"expected items - {counts}")
     return "\n".join(lines)
 

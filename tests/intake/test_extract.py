@@ -121,7 +121,7 @@ def test_change_is_not_a_range() -> None:
 # ---------------------------------------------------------------------------------------- sentences
 def test_sentence_splitting_abbreviations_decimals_quotes_ellipses() -> None:
     text = (
-        'Dr. Lena Ortiz met Gen. Ruiz in the U.S. capital on Jan. 12. Prices rose 2.5 percent... '
+        "Dr. Lena Ortiz met Gen. Ruiz in the U.S. capital on Jan. 12. Prices rose 2.5 percent... "
         'Then it stopped. "We left at night. The water was rising," she said. Plant No. 5 shut.'
     )
     got = [s.text for s in split_sentences(text)]
@@ -316,8 +316,14 @@ def test_to_dict_is_plain_data() -> None:
     d = c.to_dict()
     assert d["claimant"] == "Officials"
     assert d["figures"][0] == {
-        "low": None, "high": 9000.0, "qualifier": "up to", "counted": "homes flooded", "unit": None,
-        "text": "up to 9,000", "start": 15, "end": 26,
+        "low": None,
+        "high": 9000.0,
+        "qualifier": "up to",
+        "counted": "homes flooded",
+        "unit": None,
+        "text": "up to 9,000",
+        "start": 15,
+        "end": 26,
     }
     assert d["dates"] == ["2025-04-15"]
 

@@ -439,4 +439,3 @@ def test_desk_writes_spend_the_same_write_budget(
         comments = browser.get(f"/api/v1/claims/{claim_id}/comments", headers=checker.headers).json()["items"]
         assert sorted(c["body"] for c in comments) == ["note 0", "note 1", "note 2"]
         assert browser.get("/desk/").status_code == 200
-

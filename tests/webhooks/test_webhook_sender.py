@@ -122,9 +122,7 @@ def test_hanging_receiver_times_out(receiver: Receiver, make_settings: Callable[
     assert 400 <= result.latency_ms < 1000
 
 
-def test_slow_drip_body_cannot_outlast_the_deadline(
-    receiver: Receiver, make_settings: Callable[..., Settings]
-) -> None:
+def test_slow_drip_body_cannot_outlast_the_deadline(receiver: Receiver, make_settings: Callable[..., Settings]) -> None:
     # Each byte arrives well within any per-read timeout; only a total deadline stops this.
     settings = make_settings(webhook_allowed_cidrs=["127.0.0.0/8"], webhook_timeout=0.5)
     started = time.monotonic()

@@ -91,9 +91,7 @@ BLOCKED = [
 
 
 @pytest.mark.parametrize("host", BLOCKED)
-def test_non_public_literals_are_refused_everywhere(
-    host: str, make_settings: Callable[..., Settings]
-) -> None:
+def test_non_public_literals_are_refused_everywhere(host: str, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     ip = ssrf.normalise_host(host)
     assert ip is not None
@@ -106,12 +104,8 @@ def test_non_public_literals_are_refused_everywhere(
         asyncio.run(ssrf.resolve_and_check(f"https://{host}/hook", settings))
 
 
-@pytest.mark.parametrize(
-    "host", ["8.8.8.8", "1.1.1.1", "[2001:4860:4860::8888]", "[::ffff:8.8.8.8]", "134744072"]
-)
-def test_global_literals_are_allowed_by_the_decision(
-    host: str, make_settings: Callable[..., Settings]
-) -> None:
+@pytest.mark.parametrize("host", ["8.8.8.8", "1.1.1.1", "[2001:4860:4860::8888]", "[::ffff:8.8.8.8]", "134744072"])
+def test_global_literals_are_allowed_by_the_decision(host: str, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     ip = ssrf.normalise_host(host)
     assert ip is not None
@@ -249,9 +243,7 @@ def test_send_time_picks_first_checked_address(
     assert target.connect_url == "https://[2606:2800:220:1::1]:8443/p?q"
 
 
-def test_send_time_http_rules(
-    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
-) -> None:
+def test_send_time_http_rules(monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]) -> None:
     _fake_dns(monkeypatch, {"public.example": ["93.184.216.34"], "corp.example": ["10.20.1.2"]})
     cidrs = make_settings(webhook_allowed_cidrs=["10.20.0.0/16"])
     assert asyncio.run(ssrf.resolve_and_check("http://corp.example/", cidrs)).ip == "10.20.1.2"
