@@ -34,9 +34,9 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -48,6 +48,8 @@ from sqlalchemy.pool import StaticPool
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -193,6 +195,9 @@ def _install_sqlite_events(engine: Engine, *, immediate: bool, synchronous: str 
             raise
 
 
+_loop_connections_lock = threading.Lock()
+
+
 @dataclass
 class Database:
     """The engines of one database; one per process (or per app in tests)."""
@@ -200,6 +205,8 @@ class Database:
     url: str
     write_engine: Engine
     read_engine: Engine
+    # point_read's connections, one per event-loop thread (uvicorn has one; tests may run several).
+    _loop_connections: dict[int, sa.Connection] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dialect(self) -> str:
@@ -233,7 +240,46 @@ class Database:
         finally:
             session.close()
 
+    @property
+    def reads_inline(self) -> bool:
+        """Whether :meth:`point_read` runs in the calling (event-loop) thread: SQLite files only.
+        A read by primary key there takes tens of microseconds, less than the thread-pool trip it
+        saves; PostgreSQL round trips (and the shared connection of an in-memory SQLite) never run
+        in the loop."""
+        return self.dialect == "sqlite" and self.read_engine is not self.write_engine
+
+    async def point_read(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)`` in a read-only session, for short lookups by key from async routes.
+
+        On a SQLite file it runs right here, on a connection kept for the event loop's thread alone
+        (``fn`` cannot await, so nothing else uses it meanwhile; a pool checkout could block the loop
+        when the thread pool holds every connection). Elsewhere it runs in the thread pool."""
+        if not self.reads_inline:
+            return await run_in_threadpool(self._read_with, fn)
+        me = threading.get_ident()
+        conn = self._loop_connections.get(me)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.read_engine.connect()
+            with _loop_connections_lock:
+                self._loop_connections[me] = conn
+        with Session(bind=conn) as session:
+            try:
+                return fn(session)
+            finally:
+                session.rollback()
+
+    def _read_with(self, fn: Callable[[Session], T]) -> T:
+        with self.read_session() as session:
+            try:
+                return fn(session)
+            finally:
+                session.rollback()
+
     def dispose(self) -> None:
+        with _loop_connections_lock:
+            held, self._loop_connections = list(self._loop_connections.values()), {}
+        for conn in held:
+            conn.close()
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
