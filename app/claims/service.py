@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.audit import service as audit
@@ -172,12 +172,6 @@ def _set_tags(session: Session, claim: Claim, tags: list[str]) -> None:
 # --- creation -------------------------------------------------------------------------------
 
 
-_INSERT_CLAIM = sa.insert(Claim.__table__).returning(Claim.__table__.c.id)  # type: ignore[attr-defined]
-_INSERT_TAG = sa.insert(ClaimTag.__table__)  # type: ignore[attr-defined]
-# (attribute, column) of every mapped column but the id.
-_CLAIM_INSERT_COLUMNS = [(attr.key, attr.columns[0].key) for attr in sa.inspect(Claim).column_attrs if attr.key != "id"]
-
-
 def create_claim(
     session: Session,
     *,
@@ -213,14 +207,11 @@ def create_claim(
         updated_by=principal.user_id,
         updated_at=now,
     )
-    # One Core INSERT ... RETURNING instead of the unit of work's flush; the object then joins the
-    # session as a persistent row (later changes to it are flushed as usual).
-    values = {column: claim.__dict__[attr] for attr, column in _CLAIM_INSERT_COLUMNS if attr in claim.__dict__}
-    claim.id = session.connection().execute(_INSERT_CLAIM, values).scalar_one()
-    make_transient_to_detached(claim)
     session.add(claim)
+    session.flush()
+    assert claim.id is not None
     if tags:
-        session.connection().execute(_INSERT_TAG, [{"claim_id": claim.id, "tag": t} for t in tags])
+        session.execute(sa.insert(ClaimTag), [{"claim_id": claim.id, "tag": t} for t in tags])
     created: dict[str, Any] = {"text": claim.text, "claimant": claim.claimant, "priority": claim.priority, "tags": tags}
     if claim.figure is not None:
         created["figure"] = claim.figure
