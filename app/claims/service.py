@@ -28,7 +28,9 @@ from app.claims.schemas import (
     PRIORITY_RANK,
     ApprovalPublic,
     ClaimCreate,
+    ClaimFigure,
     ClaimPublic,
+    ClaimSource,
     ClaimUpdate,
     Priority,
     VerdictIn,
@@ -932,7 +934,7 @@ def present(
         verdict = None
         if c.verdict_rating:
             rating = scale.get(c.verdict_rating)
-            verdict = VerdictPublic(
+            verdict = VerdictPublic.model_construct(
                 rating=c.verdict_rating,
                 label=rating.label if rating else None,
                 summary=c.verdict_summary,
@@ -942,8 +944,10 @@ def present(
                 author_id=c.verdict_author_id,
                 set_at=c.verdict_set_at,
             )
+        # Built without validation: every value comes from our own rows (enums and nested models are
+        # made here), and the response model serializes it as declared.
         out.append(
-            ClaimPublic(
+            ClaimPublic.model_construct(
                 id=c.id,
                 text=c.text,
                 claimant=c.claimant,
@@ -959,13 +963,16 @@ def present(
                 public=c.public,
                 state=State(c.state),
                 reject_reason=c.reject_reason,
-                figure=c.figure,
-                source=c.source,
+                figure=ClaimFigure.model_validate(c.figure) if c.figure else None,
+                source=ClaimSource.model_validate(c.source) if c.source else None,
                 verdict=verdict,
                 assignee_id=c.assignee_id,
                 lease_expires_at=c.lease_expires_at,
                 reviewers=reviewers[c.id],
-                approvals=[ApprovalPublic(editor_id=a.editor_id, approved_at=a.created_at) for a in approvals[c.id]],
+                approvals=[
+                    ApprovalPublic.model_construct(editor_id=a.editor_id, approved_at=a.created_at)
+                    for a in approvals[c.id]
+                ],
                 review_round=c.review_round,
                 published_verdict=c.published_verdict,
                 published_at=c.published_at,
