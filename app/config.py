@@ -32,8 +32,10 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0)
     webhook_disable_after: float = Field(default=432000.0, gt=0)
     # Attempts on the wire at once per worker process, and to any one endpoint.
-    webhook_concurrency: int = Field(default=64, ge=1, le=1000)
-    webhook_concurrency_per_endpoint: int = Field(default=16, ge=1, le=1000)
+    # At most 100: the delivery client opens at most 100 connections, and an attempt waiting for one
+    # would spend its timeout waiting.
+    webhook_concurrency: int = Field(default=64, ge=1, le=100)
+    webhook_concurrency_per_endpoint: int = Field(default=16, ge=1, le=100)
     review_quorum: int = Field(default=1, ge=1, le=10)
     lease_seconds: int = Field(default=14400, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -22,7 +22,9 @@ thread the moment it returns, or rolls them back if it raises. (Left to a sync d
 teardown, the commit would wait for another thread-pool hop and an event-loop turn while SQLite's
 write lock is held, and every other writer with it.) The session dependencies themselves are async
 and do no I/O in the event loop: whatever an async route leaves open is committed or rolled back
-in the thread pool.
+in the thread pool. Read sessions are always rolled back. One consequence: the commit comes before
+FastAPI serializes the answer, so an answer that failed to serialize (a bug, answered 500) would
+follow a saved change; Idempotency-Key makes a client's retry of it safe.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
@@ -206,7 +208,10 @@ class Database:
     write_engine: Engine
     read_engine: Engine
     # point_read's connections, one per event-loop thread (uvicorn has one; tests may run several).
-    _loop_connections: dict[int, sa.Connection] = field(default_factory=dict, repr=False, compare=False)
+    _loop_connections: dict[int, tuple[threading.Thread, sa.Connection]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _loop_engine: Engine | None = field(default=None, repr=False, compare=False)
 
     @property
     def dialect(self) -> str:
@@ -251,22 +256,38 @@ class Database:
     async def point_read(self, fn: Callable[[Session], T]) -> T:
         """``fn(session)`` in a read-only session, for short lookups by key from async routes.
 
-        On a SQLite file it runs right here, on a connection kept for the event loop's thread alone
-        (``fn`` cannot await, so nothing else uses it meanwhile; a pool checkout could block the loop
-        when the thread pool holds every connection). Elsewhere it runs in the thread pool."""
+        On a SQLite file it runs right here, on a connection of the event loop's thread alone (``fn``
+        cannot await, so nothing else uses it meanwhile). That connection is opened directly, not
+        checked out of the read pool, which the thread pool may have emptied; it is closed once its
+        thread has ended, or by :meth:`dispose`. Elsewhere ``fn`` runs in the thread pool."""
         if not self.reads_inline:
             return await run_in_threadpool(self._read_with, fn)
-        me = threading.get_ident()
-        conn = self._loop_connections.get(me)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self.read_engine.connect()
-            with _loop_connections_lock:
-                self._loop_connections[me] = conn
+        conn = self._loop_connection()
         with Session(bind=conn) as session:
             try:
                 return fn(session)
             finally:
                 session.rollback()
+
+    def _loop_connection(self) -> sa.Connection:
+        me = threading.current_thread()
+        held = self._loop_connections.get(me.ident or 0)
+        if held is not None and held[0] is me and not (held[1].closed or held[1].invalidated):
+            return held[1]
+        with _loop_connections_lock:
+            if self._loop_engine is None:
+                engine = sa.create_engine(
+                    self.read_engine.url, poolclass=NullPool, connect_args=_sqlite_connect_args(self.url)
+                )
+                _install_sqlite_events(engine, immediate=False)
+                self._loop_engine = engine
+            finished = [k for k, (thread, _) in self._loop_connections.items() if not thread.is_alive()]
+            stale = [self._loop_connections.pop(k)[1] for k in finished]
+            conn = self._loop_engine.connect()
+            self._loop_connections[me.ident or 0] = (me, conn)
+        for old in stale:
+            old.close()
+        return conn
 
     def _read_with(self, fn: Callable[[Session], T]) -> T:
         with self.read_session() as session:
@@ -278,8 +299,11 @@ class Database:
     def dispose(self) -> None:
         with _loop_connections_lock:
             held, self._loop_connections = list(self._loop_connections.values()), {}
-        for conn in held:
+            loop_engine, self._loop_engine = self._loop_engine, None
+        for _, conn in held:
             conn.close()
+        if loop_engine is not None:
+            loop_engine.dispose()
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
@@ -350,8 +374,12 @@ async def _finish(session: Session, *, commit: bool) -> None:
             session.close()
 
 
+COMMITS = "claimdesk.commits"  # in Session.info: the session's work is committed on success
+
+
 async def _write_session(request: Request) -> AsyncIterator[Session]:
     session = get_database(request).write_session()
+    session.info[COMMITS] = True
     try:
         yield session
     except BaseException:
@@ -385,8 +413,12 @@ def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
                 session.rollback()
             raise
         for session in sessions:
-            if session.in_transaction():
+            if not session.in_transaction():
+                continue
+            if session.info.get(COMMITS):
                 session.commit()
+            else:
+                session.rollback()  # a read session: nothing in it is ever kept
         return result
 
     run.commits_on_return = True  # type: ignore[attr-defined]

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.db import Database
+from app.db import COMMITS, Database
 
 
 def _count_and_thread(session: Session) -> tuple[int, int]:
@@ -45,16 +47,28 @@ def test_each_loop_thread_gets_its_own_connection_and_dispose_closes_them(databa
     def in_a_loop() -> None:
         seen.append(asyncio.run(database.point_read(_count_and_thread))[0])
 
-    threads = [threading.Thread(target=in_a_loop) for _ in range(3)]
+    gate = threading.Barrier(3)
+
+    def in_a_live_loop() -> None:
+        in_a_loop()
+        gate.wait(10)  # all three threads are alive together
+
+    threads = [threading.Thread(target=in_a_live_loop) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
     assert len(seen) == 3
-    held = list(database._loop_connections.values())
+    held = [conn for _, conn in database._loop_connections.values()]
     assert len(held) == 3 and len({id(c) for c in held}) == 3
-    database.dispose()
+    # None of them came out of the read pool, which the thread pool may need whole.
+    assert database.read_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    # The next loop thread to connect closes the connections of threads that have ended.
+    assert asyncio.run(database.point_read(_count_and_thread))[0] == seen[0]
     assert all(c.closed for c in held)
+    [(_, mine)] = database._loop_connections.values()
+    database.dispose()
+    assert mine.closed
     # Usable again afterwards (a fresh connection is opened).
     assert asyncio.run(database.point_read(_count_and_thread))[0] == seen[0]
 
@@ -71,3 +85,27 @@ def test_a_failing_read_leaves_the_connection_usable(database: Database) -> None
 
     users = asyncio.run(database.point_read(_count_and_thread))[0]
     assert asyncio.run(go()) == users
+
+
+def test_sync_routes_commit_write_sessions_and_roll_back_read_sessions(client: Any, desk: Any) -> None:
+    commits: list[bool] = []
+
+    def count(session: Session) -> None:
+        commits.append(bool(session.info.get(COMMITS)))
+
+    event.listen(Session, "after_commit", count)
+    try:
+        editor = desk.person("editor")
+        # The first use of a key records when it was used (at most once a minute): not counted here.
+        assert client.get("/api/v1/me", headers=editor.headers).status_code == 200
+        commits.clear()
+        assert client.get("/api/v1/claims", headers=editor.headers).status_code == 200
+        assert client.get("/api/v1/me", headers=editor.headers).status_code == 200
+        assert commits == []  # reads are rolled back, never committed (and wake no worker)
+        r = client.post(
+            "/api/v1/claims", json={"text": "The dam holds 40 million cubic metres"}, headers=editor.headers
+        )
+        assert r.status_code == 201, r.text
+        assert commits == [True]  # the write session, once, before the answer
+    finally:
+        event.remove(Session, "after_commit", count)

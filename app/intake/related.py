@@ -112,10 +112,11 @@ def _term_hashes(text: str) -> tuple[int, ...]:
 
 
 # Scoring a new claim compares it with a few recent claims that share its terms, and the same recent
-# claims come up again and again: their prepared texts are kept (a few KiB each) instead of being
-# normalised and cut into n-grams inside every write transaction. Keyed by the text itself, so an
-# edited claim is simply a new entry.
-@functools.lru_cache(maxsize=1024)
+# claims come up again and again: their prepared texts are kept instead of being normalised and cut
+# into n-grams inside every write transaction. An entry is about 10-20 KiB for a claim of 150-250
+# characters (about 77 KiB for 1,000), so 256 entries stay within a few MiB. Keyed by the text
+# itself, so an edited claim is simply a new entry.
+@functools.lru_cache(maxsize=256)
 def profile_of(text: str) -> Profile:
     return Profile(text)
 
