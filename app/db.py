@@ -248,9 +248,9 @@ class Database:
     @property
     def reads_inline(self) -> bool:
         """Whether :meth:`point_read` runs in the calling (event-loop) thread: SQLite files only.
-        A read by primary key there takes tens of microseconds, less than the thread-pool trip it
-        saves; PostgreSQL round trips (and the shared connection of an in-memory SQLite) never run
-        in the loop."""
+        A read by primary key there costs about 0.2 ms (0.65 ms for a claim with its reviewers and
+        presentation, measured), less than the thread-pool trip it saves under load. PostgreSQL
+        round trips (and the shared connection of an in-memory SQLite) never run in the loop."""
         return self.dialect == "sqlite" and self.read_engine is not self.write_engine
 
     async def point_read(self, fn: Callable[[Session], T]) -> T:
