@@ -261,17 +261,13 @@ class Database:
         checked out of the read pool, which the thread pool may have emptied; it is closed once its
         thread has ended, or by :meth:`dispose`. Elsewhere ``fn`` runs in the thread pool."""
         if not self.reads_inline:
-            return await run_in_threadpool(self._read_with, fn)
-        conn = self._loop_connection()
-        with Session(bind=conn) as session:
-            try:
-                return fn(session)
-            finally:
-                session.rollback()
+            return await run_in_threadpool(_read_in, self.read_session(), fn)
+        return _read_in(Session(bind=self._loop_connection()), fn)
 
     def _loop_connection(self) -> sa.Connection:
         me = threading.current_thread()
-        held = self._loop_connections.get(me.ident or 0)
+        key = threading.get_ident()
+        held = self._loop_connections.get(key)
         if held is not None and held[0] is me and not (held[1].closed or held[1].invalidated):
             return held[1]
         with _loop_connections_lock:
@@ -281,20 +277,14 @@ class Database:
                 )
                 _install_sqlite_events(engine, immediate=False)
                 self._loop_engine = engine
-            finished = [k for k, (thread, _) in self._loop_connections.items() if not thread.is_alive()]
-            stale = [self._loop_connections.pop(k)[1] for k in finished]
+            # This thread's unusable connection, and those of threads that have ended.
+            gone = [k for k, (thread, _) in self._loop_connections.items() if k == key or not thread.is_alive()]
+            stale = [self._loop_connections.pop(k)[1] for k in gone]
             conn = self._loop_engine.connect()
-            self._loop_connections[me.ident or 0] = (me, conn)
+            self._loop_connections[key] = (me, conn)
         for old in stale:
             old.close()
         return conn
-
-    def _read_with(self, fn: Callable[[Session], T]) -> T:
-        with self.read_session() as session:
-            try:
-                return fn(session)
-            finally:
-                session.rollback()
 
     def dispose(self) -> None:
         with _loop_connections_lock:
@@ -311,6 +301,15 @@ class Database:
 
 _factories: dict[int, sessionmaker[Session]] = {}
 _factories_lock = threading.Lock()
+
+
+def _read_in(session: Session, fn: Callable[[Session], T]) -> T:
+    """``fn(session)``, then whatever it read is let go: a read session is never committed."""
+    with session:
+        try:
+            return fn(session)
+        finally:
+            session.rollback()
 
 
 def _session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -41,7 +41,7 @@ def test_point_reads_run_inline_only_on_a_sqlite_file_and_see_every_commit(datab
 
 def test_each_loop_thread_gets_its_own_connection_and_dispose_closes_them(database: Database) -> None:
     if not database.reads_inline:
-        return  # PostgreSQL: nothing is held; covered by the test above
+        pytest.skip("PostgreSQL point reads hold no connection (they run in the thread pool)")
     seen: list[int] = []
 
     def in_a_loop() -> None:
@@ -109,3 +109,18 @@ def test_sync_routes_commit_write_sessions_and_roll_back_read_sessions(client: A
         assert commits == [True]  # the write session, once, before the answer
     finally:
         event.remove(Session, "after_commit", count)
+
+
+def test_an_invalidated_loop_connection_is_replaced_and_closed(database: Database) -> None:
+    if not database.reads_inline:
+        pytest.skip("PostgreSQL point reads hold no connection (they run in the thread pool)")
+
+    async def go() -> None:
+        first = (await database.point_read(_count_and_thread))[0]
+        [(_, conn)] = database._loop_connections.values()
+        conn.invalidate()
+        assert (await database.point_read(_count_and_thread))[0] == first
+        [(_, fresh)] = database._loop_connections.values()
+        assert fresh is not conn and conn.closed and not fresh.closed
+
+    asyncio.run(go())

@@ -62,8 +62,9 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 OUTBOX_BATCH = 500
 LEASE_MARGIN_SECONDS = 15.0
-MAX_CONCURRENCY = 64  # the defaults of CLAIMDESK_WEBHOOK_CONCURRENCY and ..._PER_ENDPOINT
-PER_ENDPOINT_CONCURRENCY = 16
+# The defaults of CLAIMDESK_WEBHOOK_CONCURRENCY and ..._PER_ENDPOINT, for callers without settings' say.
+MAX_CONCURRENCY: int = Settings.model_fields["webhook_concurrency"].default
+PER_ENDPOINT_CONCURRENCY: int = Settings.model_fields["webhook_concurrency_per_endpoint"].default
 CLAIM_UNION_CHUNK = 100
 EXCERPT_CHARS = 1024
 ERROR_CHARS = 500
