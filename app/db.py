@@ -253,16 +253,23 @@ class Database:
         round trips (and the shared connection of an in-memory SQLite) never run in the loop."""
         return self.dialect == "sqlite" and self.read_engine is not self.write_engine
 
-    async def point_read(self, fn: Callable[[Session], T]) -> T:
-        """``fn(session)`` in a read-only session, for short lookups by key from async routes.
+    async def point_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn(connection)`` for short lookups by key from async routes, with Core statements only
+        (no ORM session: its set-up and tear-down cost as much as the read). Whatever ``fn`` read is
+        rolled back afterwards: a point read never writes.
 
         On a SQLite file it runs right here, on a connection of the event loop's thread alone (``fn``
         cannot await, so nothing else uses it meanwhile). That connection is opened directly, not
         checked out of the read pool, which the thread pool may have emptied; it is closed once its
-        thread has ended, or by :meth:`dispose`. Elsewhere ``fn`` runs in the thread pool."""
+        thread has ended, or by :meth:`dispose`. Elsewhere ``fn`` runs in the thread pool on a
+        connection of the read pool."""
         if not self.reads_inline:
-            return await run_in_threadpool(_read_in, self.read_session(), fn)
-        return _read_in(Session(bind=self._loop_connection()), fn)
+            return await run_in_threadpool(self._pooled_read, fn)
+        return _read_on(self._loop_connection(), fn)
+
+    def _pooled_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        with self.read_engine.connect() as conn:
+            return _read_on(conn, fn)
 
     def _loop_connection(self) -> sa.Connection:
         me = threading.current_thread()
@@ -303,13 +310,12 @@ _factories: dict[int, sessionmaker[Session]] = {}
 _factories_lock = threading.Lock()
 
 
-def _read_in(session: Session, fn: Callable[[Session], T]) -> T:
-    """``fn(session)``, then whatever it read is let go: a read session is never committed."""
-    with session:
-        try:
-            return fn(session)
-        finally:
-            session.rollback()
+def _read_on(conn: sa.Connection, fn: Callable[[sa.Connection], T]) -> T:
+    """``fn(conn)``, then whatever it read is let go: a read is never committed."""
+    try:
+        return fn(conn)
+    finally:
+        conn.rollback()
 
 
 def _session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -16,8 +16,8 @@ from app.auth.models import User
 from app.db import COMMITS, Database
 
 
-def _count_and_thread(session: Session) -> tuple[int, int]:
-    count = session.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
+def _count_and_thread(conn: sa.Connection) -> tuple[int, int]:
+    count = conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
     return int(count), threading.get_ident()
 
 
@@ -74,8 +74,8 @@ def test_each_loop_thread_gets_its_own_connection_and_dispose_closes_them(databa
 
 
 def test_a_failing_read_leaves_the_connection_usable(database: Database) -> None:
-    def boom(session: Session) -> None:
-        session.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
+    def boom(conn: sa.Connection) -> None:
+        conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one()
         raise LookupError("not found")
 
     async def go() -> int:

@@ -78,10 +78,11 @@ def get_claim(session: Session, claim_id: int) -> Claim:
     return claim
 
 
-def claim_row(session: Session, claim_id: int) -> sa.Row[Any]:
+def claim_row(session: Session | sa.Connection, claim_id: int) -> sa.Row[Any]:
     """The claim as a plain row, for reading and presenting only: a Core statement built once, with
     none of the ORM's identity-map and loading work."""
-    row = session.connection().execute(_CLAIM_BY_ID, {"id": claim_id}).first()
+    conn = session if isinstance(session, sa.Connection) else session.connection()
+    row = conn.execute(_CLAIM_BY_ID, {"id": claim_id}).first()
     if row is None:
         raise NotFound(f"No claim with id {claim_id}.")
     return row
@@ -898,32 +899,51 @@ _REVIEWERS_OF = (
     .where(_REVIEWER_TABLE.c.claim_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(_REVIEWER_TABLE.c.claim_id, _REVIEWER_TABLE.c.user_id)
 )
+# One claim (the common read): a plain parameter, without the expanding IN's per-call rendering.
+_REVIEWERS_OF_ONE = (
+    sa.select(_REVIEWER_TABLE.c.claim_id, _REVIEWER_TABLE.c.user_id)
+    .where(_REVIEWER_TABLE.c.claim_id == sa.bindparam("id"))
+    .order_by(_REVIEWER_TABLE.c.user_id)
+)
+_APPROVAL_TABLE: sa.Table = ClaimApproval.__table__  # type: ignore[attr-defined]
+_APPROVALS_OF = (
+    sa.select(
+        _APPROVAL_TABLE.c.claim_id,
+        _APPROVAL_TABLE.c.review_round,
+        _APPROVAL_TABLE.c.editor_id,
+        _APPROVAL_TABLE.c.created_at,
+    )
+    .where(_APPROVAL_TABLE.c.claim_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_APPROVAL_TABLE.c.id)
+)
 
 
 def present(
-    session: Session,
+    session: Session | sa.Connection,
     claims: Sequence[Claim] | Sequence[sa.Row[Any]],
     *,
     principal: Principal,
     settings: Settings,
     new: bool = False,
 ) -> list[ClaimPublic]:
-    """Claims as the API shows them, with reviewers and current approvals fetched in two queries.
+    """Claims as the API shows them, with reviewers and current approvals fetched in two Core
+    queries (on the session's connection, or on a bare connection for point reads).
     ``new``: the claims were created in this transaction, so they have neither yet."""
     ids = [c.id for c in claims if c.id is not None]
     reviewers: dict[int, list[int]] = {i: [] for i in ids}
-    approvals: dict[int, list[ClaimApproval]] = {i: [] for i in ids}
+    approvals: dict[int, list[Any]] = {i: [] for i in ids}
     if ids and not new:
-        for cid, uid in session.connection().execute(_REVIEWERS_OF, {"ids": ids}):
+        conn = session if isinstance(session, sa.Connection) else session.connection()
+        if len(ids) == 1:
+            found = conn.execute(_REVIEWERS_OF_ONE, {"id": ids[0]})
+        else:
+            found = conn.execute(_REVIEWERS_OF, {"ids": ids})
+        for cid, uid in found:
             reviewers[cid].append(uid)
         rounds = {c.id: c.review_round for c in claims}
         in_review = [c.id for c in claims if c.state == State.in_review]
         if in_review:
-            for approval in session.execute(
-                sa.select(ClaimApproval)
-                .where(col(ClaimApproval.claim_id).in_(in_review))
-                .order_by(col(ClaimApproval.id))
-            ).scalars():
+            for approval in conn.execute(_APPROVALS_OF, {"ids": in_review}):
                 if rounds.get(approval.claim_id) == approval.review_round:
                     approvals[approval.claim_id].append(approval)
     scale = scale_for(settings.rating_scale)
