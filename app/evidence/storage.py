@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024
+# Local uploads start the disk write-back of every 8 MiB as it is written (see _LocalWriter).
+WRITEBACK_EVERY = 8 * 1024 * 1024
+_FADVISE: int | None = getattr(os, "POSIX_FADV_DONTNEED", None) if hasattr(os, "posix_fadvise") else None
 S3_PART_SIZE = 8 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 
@@ -131,7 +134,7 @@ class BlobWriter(ABC):
         """Bytes written so far."""
         return self._size
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         if self._done:
             raise RuntimeError("writer already committed or aborted")
         if not chunk:
@@ -173,7 +176,7 @@ class BlobWriter(ABC):
         self.abort()
 
     @abstractmethod
-    def _write(self, chunk: bytes) -> None: ...
+    def _write(self, chunk: bytes | bytearray) -> None: ...
 
     @abstractmethod
     def _commit(self, blob: StoredBlob) -> None: ...
@@ -251,9 +254,26 @@ class _LocalWriter(BlobWriter):
         fd, name = tempfile.mkstemp(prefix="up-", suffix=".part", dir=store.tmp_dir)
         self._tmp = Path(name)
         self._file = os.fdopen(fd, "wb")
+        self._written = 0
+        self._kicked = 0  # bytes whose write-back to disk has been started
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: bytes | bytearray) -> None:
         self._file.write(chunk)
+        self._written += len(chunk)
+        if self._written - self._kicked >= WRITEBACK_EVERY:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Start writing the bytes so far to disk without waiting for it, so that the fsync at
+        commit waits for the last few MiB rather than the whole file (a 1 GiB upload otherwise
+        spends seconds in that fsync after its last byte arrived). Linux starts the write-back on
+        POSIX_FADV_DONTNEED; pages still being written stay cached."""
+        if _FADVISE is None:
+            return
+        self._file.flush()
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self._file.fileno(), self._kicked, self._written - self._kicked, _FADVISE)
+        self._kicked = self._written
 
     def _commit(self, blob: StoredBlob) -> None:
         self._file.flush()
@@ -381,7 +401,7 @@ class _S3Writer(BlobWriter):
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: bytes | bytearray) -> None:
         self._buffer += chunk
         part_size = self._store.part_size
         while len(self._buffer) >= part_size:

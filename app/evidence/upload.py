@@ -2,8 +2,9 @@
 
 ``ingest_upload`` reads ``request.stream()`` through python-multipart's push parser, so the file
 is never spooled in memory or in a second temporary file: bytes are hashed and handed to the
-``BlobWriter`` as they arrive, in ~1 MiB writes on a worker thread. Memory per request stays around
-one write buffer plus one network chunk (and one S3 part inside the S3 writer).
+``BlobWriter`` as they arrive, in ~1 MiB writes on a worker thread; one write runs while the next
+buffer fills. Memory per request stays around two write buffers plus one network chunk (and one S3
+part inside the S3 writer).
 
 Checks, in the order they can fire:
 
@@ -24,6 +25,8 @@ write its database row next.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import unicodedata
 from contextlib import aclosing
@@ -173,8 +176,8 @@ class _Ingest:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if end <= start:
             return
-        chunk = data[start:end]
         if not self._in_file:
+            chunk = data[start:end]
             if len(self._value) + len(chunk) > self.field_limit:
                 raise PayloadTooLarge(
                     f"form field {self._name!r} is larger than {_kib(self.field_limit)}",
@@ -182,15 +185,17 @@ class _Ingest:
                 )
             self._value += chunk
             return
-        self.file_size += len(chunk)
+        # File bytes are viewed, not sliced: they are copied once, into ``pending``.
+        view = memoryview(data)[start:end]
+        self.file_size += len(view)
         if self.file_size > self.max_bytes:
             raise PayloadTooLarge(f"file is larger than the {self.max_bytes}-byte upload limit", limit=self.max_bytes)
         if self.media_type is None:
-            self._sniff += chunk
+            self._sniff += view
             if len(self._sniff) >= SNIFF_BYTES:
                 self._decide(complete=False)
         else:
-            self._accept(chunk)
+            self._accept(view)
 
     def _decide(self, *, complete: bool) -> None:
         head = bytes(self._sniff)
@@ -200,9 +205,9 @@ class _Ingest:
             self._text = TextChecker()
         self._accept(head)
 
-    def _accept(self, chunk: bytes) -> None:
+    def _accept(self, chunk: bytes | memoryview) -> None:
         if self._text is not None:
-            self._text.feed(chunk)
+            self._text.feed(bytes(chunk))
         self.pending += chunk
 
     def _part_end(self) -> None:
@@ -234,7 +239,7 @@ class _Sink:
         self.store = store
         self.writer: BlobWriter | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.writer is None:
             self.writer = self.store.begin()
         self.writer.write(data)
@@ -307,12 +312,24 @@ async def ingest_upload(
         raise Unprocessable(f"malformed multipart request: {exc}") from None
 
     sink = _Sink(store)
+    # One write (hash + store) runs on a worker thread while the next buffer is received and parsed;
+    # never more than one, so memory stays at two buffers whatever the client's speed.
+    writing: asyncio.Future[None] | None = None
 
-    async def flush() -> None:
+    async def settle() -> None:
+        nonlocal writing
+        if writing is not None:
+            done, writing = writing, None
+            await done
+
+    async def flush(*, wait: bool = False) -> None:
+        nonlocal writing
+        await settle()
         if state.pending:
-            data = bytes(state.pending)
-            state.pending.clear()
-            await anyio.to_thread.run_sync(sink.write, data)
+            data, state.pending = state.pending, bytearray()
+            writing = asyncio.ensure_future(anyio.to_thread.run_sync(sink.write, data))
+        if wait:
+            await settle()
 
     received = 0
     consumed = False
@@ -338,15 +355,19 @@ async def ingest_upload(
             raise Unprocessable(f"the form has no {file_field!r} part", missing=[file_field])
         if not state.finished or not state.file_done:
             raise Unprocessable("the multipart body ended before its closing boundary")
-        await flush()
+        await flush(wait=True)
         blob = await anyio.to_thread.run_sync(sink.commit)
     except BaseException as exc:
         if isinstance(exc, DomainError) and not consumed:
             # The rest of the body is still on the wire: tell the server not to reuse the connection.
             exc.headers.setdefault("Connection", "close")
-        if sink.writer is not None:
-            # Shielded so the cleanup still runs when the request task is being cancelled.
-            with anyio.CancelScope(shield=True):
+        # Shielded so the cleanup still runs when the request task is being cancelled; a write still
+        # running is waited for first (a failed write has aborted the writer already).
+        with anyio.CancelScope(shield=True):
+            if writing is not None:
+                with contextlib.suppress(Exception):
+                    await writing
+            if sink.writer is not None:
                 await anyio.to_thread.run_sync(sink.abort)
         raise
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 
-from app.evidence.storage import BlobStore, LocalBlobStore, S3BlobStore
+from app.evidence.storage import BlobStore, BlobWriter, LocalBlobStore, S3BlobStore, StoredBlob
 
 from . import samples, site
 from .helpers import is_clean, leftovers
@@ -305,3 +308,42 @@ def test_client_disconnect_half_way(store: BlobStore, served: Served) -> None:
     assert_nothing_kept(store)
     if isinstance(store, S3BlobStore):
         assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+
+
+class _FailingWriter:
+    """A local writer whose disk "fills up" after ``fail_after`` bytes."""
+
+    def __init__(self, inner: BlobWriter, fail_after: int) -> None:
+        self.inner = inner
+        self.fail_after = fail_after
+        self.size = 0
+
+    def write(self, chunk: bytes | bytearray) -> None:
+        self.size += len(chunk)
+        if self.size > self.fail_after:
+            self.inner.abort()  # what BlobWriter.write does when its own _write raises
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.write(chunk)
+
+    def commit(self) -> StoredBlob:
+        return self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class _FillingStore(LocalBlobStore):
+    def begin(self) -> BlobWriter:
+        return cast(BlobWriter, _FailingWriter(super().begin(), fail_after=3 * MiB))
+
+
+def test_a_store_write_failing_mid_upload_keeps_nothing(tmp_path: Path, served: Served) -> None:
+    """Writes run on a thread while the next buffer is received: a write that fails is reported on the
+    next flush, the request fails, and no staged file is left behind."""
+    store = _FillingStore(tmp_path / "evidence")
+    base = served(store)
+    response = post(base, form(samples.mp4(os.urandom(12 * MiB)), "clip.mp4"), max_bytes=64 * MiB)
+    assert response.status_code == 500
+    assert site.STATE.done.wait(10)
+    assert not any(event[0] == "stored" for event in site.STATE.events)
+    assert_nothing_kept(store)
