@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
+import http.cookiejar
 import logging
 import math
 import random
@@ -62,6 +63,8 @@ def create_client(
     * ``follow_redirects=False``: a 3xx is a failed attempt, never a second hop.
     * no keep-alive: connections are keyed by IP, so a pooled TLS connection verified for one name
       could otherwise carry a request for another name served from the same address.
+    * no cookies: a jar whose policy accepts no domain, so a cookie set by one receiver is neither
+      kept nor sent with later deliveries (to it, or to another receiver at the same address).
 
     ``verify`` is passed to httpx: an SSLContext for a private CA, or True for the default bundle.
     """
@@ -73,6 +76,7 @@ def create_client(
         http2=False,
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
+        cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
     )
 
 

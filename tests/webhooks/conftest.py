@@ -83,6 +83,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             route = self.path.split("?", 1)[0]
             if route == "/ok":
                 self._reply(200, b"thanks")
+            elif route == "/cookie":
+                self._reply(200, b"", {"Set-Cookie": "session=receiver-a-secret; Path=/"})
             elif route == "/accepted":
                 self._reply(202)
             elif route == "/fail":

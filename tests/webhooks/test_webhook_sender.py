@@ -66,6 +66,24 @@ def test_success_delivers_a_verifiable_request(receiver: Receiver, loopback: Set
     assert Webhook(SECRET).verify(seen.body, seen.headers)["data"]["text"] == "Hello"
 
 
+def test_cookies_set_by_a_receiver_are_never_sent_again(receiver: Receiver, loopback: Settings) -> None:
+    """One client serves every endpoint, and different receivers can share an address (a hosted
+    service): a cookie one of them sets must not travel with anyone's later deliveries."""
+
+    async def go() -> None:
+        async with create_client(loopback) as client:
+            for path in ("/cookie", "/ok", "/cookie", "/ok"):
+                result = await send_attempt(
+                    client, url=receiver.url(path), headers=_headers(), body=BODY, settings=loopback
+                )
+                assert result.outcome == "success"
+            assert not client.cookies
+
+    asyncio.run(go())
+    assert receiver.paths() == ["/cookie", "/ok", "/cookie", "/ok"]
+    assert all("cookie" not in seen.headers for seen in receiver.seen)
+
+
 def test_any_2xx_is_success(receiver: Receiver, loopback: Settings) -> None:
     result = attempt(receiver.url("/accepted"), loopback)
     assert (result.outcome, result.status_code, result.response_excerpt) == ("success", 202, "")
