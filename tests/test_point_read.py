@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -14,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.db import COMMITS, Database
+from tests.conftest import serve_in_thread
 
 
 def _count_and_thread(conn: sa.Connection) -> tuple[int, int]:
@@ -124,3 +128,45 @@ def test_an_invalidated_loop_connection_is_replaced_and_closed(database: Databas
         assert fresh is not conn and conn.closed and not fresh.closed
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_read_only_routes_run_at_most_read_concurrency_at_once(
+    app: Any, database: Database, desk: Any, limit: int
+) -> None:
+    """Lists run in threads under the database's read limit; writes are not held by it."""
+    database.read_concurrency = limit
+    editor = desk.person("editor")
+    lock = threading.Lock()
+    active = [0]
+    peak = [0]
+
+    def started(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM claims" not in statement:
+            return
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)  # long enough for the other requests to pile up, if they may
+
+    def ended(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM claims" in statement:
+            with lock:
+                active[0] -= 1
+
+    event.listen(database.read_engine, "before_cursor_execute", started)
+    event.listen(database.read_engine, "after_cursor_execute", ended)
+    try:
+        with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=editor.headers, timeout=30) as http:
+            assert http.get("/api/v1/claims").status_code == 200  # the key is looked up and cached
+            peak[0] = 0
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: http.get("/api/v1/claims?limit=5").status_code, range(6)))
+    finally:
+        event.remove(database.read_engine, "before_cursor_execute", started)
+        event.remove(database.read_engine, "after_cursor_execute", ended)
+    assert answers == [200] * 6
+    if limit == 1:
+        assert peak[0] == 1
+    else:
+        assert 2 <= peak[0] <= limit  # the limit is what holds them back, not something else
