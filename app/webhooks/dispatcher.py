@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import httpx
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -52,13 +51,10 @@ from app.webhooks.models import (
     WebhookEndpoint,
     event_matches,
 )
-from app.webhooks.sender import AttemptResult, create_client, next_delay, send_attempt
+from app.webhooks.sender import AttemptResult, DeliveryClient, create_client, next_delay, send_attempt
 from app.webhooks.signing import build_headers
 
 log = logging.getLogger("claimdesk.webhooks")
-# httpx logs every request line, URL included, at INFO. Webhook URLs can carry credentials (Slack's
-# do), and secrets are never logged, so only its warnings get through.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 OUTBOX_BATCH = 500
 LEASE_MARGIN_SECONDS = 15.0
@@ -533,7 +529,7 @@ class Deliverer:
         self,
         database: Database,
         settings: Settings,
-        client: httpx.AsyncClient,
+        client: DeliveryClient,
         *,
         concurrency: int = MAX_CONCURRENCY,
         per_endpoint: int = PER_ENDPOINT_CONCURRENCY,

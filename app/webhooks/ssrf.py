@@ -245,7 +245,8 @@ def _authority(url: str) -> str:
 
 
 def _parse_for_registration(url: str) -> tuple[httpx.URL, str | None]:
-    """Parse with httpx (the client that will send); also return the host as written if it was rewritten."""
+    """Parse with httpx's URL parser (the one :func:`resolve_and_check` uses at send time); also return
+    the host as written if it was rewritten."""
     try:
         return httpx.URL(url), None
     except httpx.InvalidURL as exc:

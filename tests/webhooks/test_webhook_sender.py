@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +80,6 @@ def test_cookies_set_by_a_receiver_are_never_sent_again(receiver: Receiver, loop
                     client, url=receiver.url(path), headers=_headers(), body=BODY, settings=loopback
                 )
                 assert result.outcome == "success"
-            assert not client.cookies
 
     asyncio.run(go())
     assert receiver.paths() == ["/cookie", "/ok", "/cookie", "/ok"]
@@ -166,6 +168,83 @@ def test_connection_reset(reset_server: ResetServer, loopback: Settings) -> None
     assert result.outcome == "failure"
     assert result.status_code is None
     assert result.error in {"connection reset", "connection closed without a response"}
+
+
+@contextlib.contextmanager
+def _scripted(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """A one-connection-at-a-time server that reads a request head and body, then writes ``answer``
+    (raw bytes, possibly malformed) and closes; yields its port and the requests it read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    requests: list[bytes] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while len(data) < len(BODY) or not data.endswith(BODY):
+                        piece = conn.recv(65536)
+                        if not piece:
+                            break
+                        data += piece
+                requests.append(data)
+                with contextlib.suppress(OSError):
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], requests
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_a_chunked_answer_after_an_informational_one_is_read(loopback: Settings) -> None:
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nthank\r\n3\r\ns!!\r\n0\r\n\r\n"
+    )
+    with _scripted(answer) as (port, requests):
+        result = attempt(f"http://127.0.0.1:{port}/in?x=1", loopback)
+    assert (result.outcome, result.status_code, result.response_excerpt) == ("success", 200, "thanks!!")
+    [request] = requests
+    head = request.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"post /in?x=1 http/1.1\r\n")
+    assert b"\r\nconnection: close" in head and b"\r\naccept-encoding: identity" in head
+    assert f"\r\ncontent-length: {len(BODY)}".encode() in head and request.endswith(BODY)
+
+
+def test_closed_without_an_answer(loopback: Settings) -> None:
+    with _scripted(b"") as (port, requests):
+        result = attempt(f"http://127.0.0.1:{port}/x", loopback)
+    assert len(requests) == 1
+    assert (result.outcome, result.status_code, result.error) == (
+        "failure",
+        None,
+        "connection closed without a response",
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+    ids=["garbage", "truncated body"],
+)
+def test_a_malformed_answer_is_a_protocol_error(loopback: Settings, answer: bytes) -> None:
+    with _scripted(answer) as (port, _):
+        result = attempt(f"http://127.0.0.1:{port}/x", loopback)
+    assert result.outcome == "failure"
+    assert result.error is not None and result.error.startswith("protocol error: "), result.error
 
 
 def test_blocked_target_never_connects(receiver: Receiver, make_settings: Callable[..., Settings]) -> None:
