@@ -26,7 +26,6 @@ write its database row next.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import unicodedata
 from contextlib import aclosing
@@ -319,8 +318,10 @@ async def ingest_upload(
     async def settle() -> None:
         nonlocal writing
         if writing is not None:
-            done, writing = writing, None
-            await done
+            # Shielded: cancelling the upload must not cancel the write (its thread runs on anyway);
+            # the write stays known until it has finished, so the cleanup below can wait for it.
+            await asyncio.shield(writing)
+            writing = None
 
     async def flush(*, wait: bool = False) -> None:
         nonlocal writing
@@ -361,12 +362,14 @@ async def ingest_upload(
         if isinstance(exc, DomainError) and not consumed:
             # The rest of the body is still on the wire: tell the server not to reuse the connection.
             exc.headers.setdefault("Connection", "close")
-        # Shielded so the cleanup still runs when the request task is being cancelled; a write still
-        # running is waited for first (a failed write has aborted the writer already).
+        # Shielded so the cleanup still runs when the request task is being cancelled. A write still
+        # running is waited for first: the writer is not for two threads at once, and a write that
+        # lands after the abort would leave a temporary file or an open multipart upload behind.
         with anyio.CancelScope(shield=True):
             if writing is not None:
-                with contextlib.suppress(Exception):
-                    await writing
+                await asyncio.wait({writing})
+                if not writing.cancelled():
+                    writing.exception()  # seen here; a failed write has aborted the writer already
             if sink.writer is not None:
                 await anyio.to_thread.run_sync(sink.abort)
         raise

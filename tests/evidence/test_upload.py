@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import cast
 
+import anyio
 import httpx
 import pytest
 
 from app.evidence.storage import BlobStore, BlobWriter, LocalBlobStore, S3BlobStore, StoredBlob
+from app.evidence.upload import ingest_upload
 
 from . import samples, site
 from .helpers import is_clean, leftovers
@@ -346,4 +350,72 @@ def test_a_store_write_failing_mid_upload_keeps_nothing(tmp_path: Path, served: 
     assert response.status_code == 500
     assert site.STATE.done.wait(10)
     assert not any(event[0] == "stored" for event in site.STATE.events)
+    assert_nothing_kept(store)
+
+
+class _SlowWrites(LocalBlobStore):
+    """Local storage whose writes take a while, recording when writes end and the abort happens."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.events: list[str] = []
+        self.writing = threading.Event()
+
+    def begin(self) -> BlobWriter:
+        writer = super().begin()
+        write, abort = writer._write, writer._abort
+        events, writing = self.events, self.writing
+
+        def slow_write(chunk: bytes | bytearray) -> None:
+            writing.set()
+            time.sleep(0.3)
+            write(chunk)
+            events.append("written")
+
+        def recorded_abort() -> None:
+            events.append("abort")
+            abort()
+
+        writer._write = slow_write  # type: ignore[method-assign]
+        writer._abort = recorded_abort  # type: ignore[method-assign]
+        return writer
+
+
+class _Body:
+    """The two things ingest_upload reads from a request, for a body that never finishes."""
+
+    def __init__(self, head: bytes, data: bytes) -> None:
+        self.headers = {"content-type": MULTIPART}
+        self._head, self._data = head, data
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self._head
+        for offset in range(0, len(self._data), 256 * 1024):
+            yield self._data[offset : offset + 256 * 1024]  # at once: the upload soon waits on a write
+        await asyncio.sleep(3600)  # the rest never comes: only cancellation ends this upload
+
+
+def test_an_upload_cancelled_during_a_write_waits_for_it_then_aborts(tmp_path: Path) -> None:
+    """Cancellation (a deadline, a shutdown) lands while a write runs on its thread: the cleanup
+    waits for that write, then aborts, so nothing is left behind and nothing runs after it."""
+    store = _SlowWrites(tmp_path / "evidence")
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="clip.mp4"\r\n\r\n'.encode()
+
+    async def go() -> bool:
+        with anyio.move_on_after(5) as scope:
+
+            async def cancel_once_writing() -> None:
+                while not store.writing.is_set():
+                    await asyncio.sleep(0.01)
+                scope.cancel()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_once_writing)
+                await ingest_upload(_Body(head, samples.mp4(os.urandom(4 * MiB))), store, max_bytes=64 * MiB)  # type: ignore[arg-type]
+        return scope.cancelled_caught
+
+    assert asyncio.run(go())
+    # Right after the cancelled call returns: the write it was waiting for had finished, then abort.
+    assert store.events and store.events[-1] == "abort" and store.events.count("abort") == 1
+    assert "written" in store.events
     assert_nothing_kept(store)
