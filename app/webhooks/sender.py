@@ -145,6 +145,8 @@ def _describe_transport_error(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(item, ConnectionResetError):
             return "connection reset"
+        if isinstance(item, BrokenPipeError):
+            return "connection closed by the receiver while sending"
         if isinstance(item, ssl.SSLCertVerificationError):
             return f"tls certificate error: {item.verify_message or item.reason or item}"
         if isinstance(item, ssl.SSLError):
@@ -206,19 +208,19 @@ async def _post(
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
         response: h11.Response | None = None
-        heard = False
+        closed = False
         chunks: list[bytes] = []
         size = 0
         while size < MAX_RESPONSE_BYTES:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                if not heard:
-                    raise _NoResponse from exc  # closed before sending a single byte
+                if response is None and closed:
+                    raise _NoResponse from exc  # closed before the final answer's head was complete
                 raise
             if event is h11.NEED_DATA:
                 data = await reader.read(READ_BYTES)
-                heard = heard or bool(data)
+                closed = not data
                 conn.receive_data(data)  # b"" tells h11 the peer closed
             elif isinstance(event, h11.Response):
                 response = event
@@ -227,6 +229,9 @@ async def _post(
                 size += len(event.data)
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 break
+            elif not isinstance(event, h11.InformationalResponse):
+                # Nothing else can come to a client that asked for no upgrade; never wait on it.
+                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
             # Informational (1xx) answers are skipped; the final answer follows them.
         if response is None:
             raise _NoResponse
@@ -237,8 +242,10 @@ async def _post(
             retry_after=retry_after.decode("latin-1") if retry_after is not None else None,
         )
     finally:
-        # The answer is read (or capped): nothing more is wanted from this connection.
-        writer.close()
+        # The answer is read (or capped), or the attempt failed: nothing more is wanted from this
+        # connection. Aborted, not closed: a TLS close waits for the receiver's reply (up to 30 s),
+        # holding the socket long after the attempt ended.
+        writer.transport.abort()
 
 
 async def send_attempt(

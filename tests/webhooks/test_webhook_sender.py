@@ -224,8 +224,9 @@ def test_a_chunked_answer_after_an_informational_one_is_read(loopback: Settings)
     assert f"\r\ncontent-length: {len(BODY)}".encode() in head and request.endswith(BODY)
 
 
-def test_closed_without_an_answer(loopback: Settings) -> None:
-    with _scripted(b"") as (port, requests):
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 100 Continue\r\n\r\n"], ids=["nothing", "only a 1xx"])
+def test_closed_without_an_answer(loopback: Settings, answer: bytes) -> None:
+    with _scripted(answer) as (port, requests):
         result = attempt(f"http://127.0.0.1:{port}/x", loopback)
     assert len(requests) == 1
     assert (result.outcome, result.status_code, result.error) == (
