@@ -36,10 +36,11 @@ class Settings(BaseSettings):
     # would spend its timeout waiting.
     webhook_concurrency: int = Field(default=64, ge=1, le=100)
     webhook_concurrency_per_endpoint: int = Field(default=16, ge=1, le=100)
-    # Read-only routes (lists, search, pages) that run in threads, at most this many at once per
+    # Read-only API routes (lists, search) that run in threads, at most this many at once per
     # process; the rest wait their turn. Python runs one thread at a time, and many threads taking
-    # turns on CPU-heavy reads cost about twice the CPU per request (measured).
-    read_concurrency: int = Field(default=2, ge=1, le=40)
+    # turns on CPU-heavy reads cost about twice the CPU per request (measured). Unset: 2 on SQLite,
+    # 8 on PostgreSQL (app.db).
+    read_concurrency: int | None = Field(default=None, ge=1, le=40)
     review_quorum: int = Field(default=1, ge=1, le=10)
     lease_seconds: int = Field(default=14400, ge=1)
     public_base_url: str = "http://127.0.0.1:8000"

@@ -4,6 +4,7 @@ snapshot every call; one connection per event-loop thread."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.routing import APIRoute
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
+from app.claims.router import router as claims_router
 from app.db import COMMITS, Database
+from app.queue.router import router as queue_router
 from tests.conftest import serve_in_thread
 
 
@@ -134,7 +138,7 @@ def test_an_invalidated_loop_connection_is_replaced_and_closed(database: Databas
 def test_read_only_routes_run_at_most_read_concurrency_at_once(
     app: Any, database: Database, desk: Any, limit: int
 ) -> None:
-    """Lists run in threads under the database's read limit; writes are not held by it."""
+    """Lists run in threads under the database's read limit."""
     database.read_concurrency = limit
     editor = desk.person("editor")
     lock = threading.Lock()
@@ -170,3 +174,20 @@ def test_read_only_routes_run_at_most_read_concurrency_at_once(
         assert peak[0] == 1
     else:
         assert 2 <= peak[0] <= limit  # the limit is what holds them back, not something else
+
+
+def test_only_routes_with_a_read_session_alone_wait_for_the_read_limit() -> None:
+    """Lists and searches are wrapped to wait for the read limit; writes (and routes with both kinds
+    of session) stay sync endpoints in FastAPI's thread pool."""
+    kinds = {
+        (route.path, method): inspect.iscoroutinefunction(route.endpoint)
+        for router in (claims_router, queue_router)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert kinds[("/api/v1/claims", "GET")] is True
+    assert kinds[("/api/v1/queue", "GET")] is True
+    assert kinds[("/api/v1/claims", "POST")] is False
+    assert kinds[("/api/v1/claims:batch", "POST")] is False
+    assert kinds[("/api/v1/queue/next", "POST")] is False
