@@ -227,6 +227,22 @@ def test_any_bad_resolved_address_blocks(
     assert "hooks.example.com" in blocked.value.reason
 
 
+def test_every_attempt_resolves_and_checks_again(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    """The parsed URL is remembered between attempts; what the name resolves to never is: a name
+    that turns to a private address between two attempts is blocked on the second."""
+    answers = {"hooks.example.com": ["93.184.216.34"]}
+    asked = _fake_dns(monkeypatch, answers)
+    first = asyncio.run(ssrf.resolve_and_check("https://hooks.example.com/x", make_settings()))
+    assert first.ip == "93.184.216.34"
+    answers["hooks.example.com"] = ["10.0.0.7"]
+    with pytest.raises(ssrf.BlockedTarget) as blocked:
+        asyncio.run(ssrf.resolve_and_check("https://hooks.example.com/x", make_settings()))
+    assert "10.0.0.7" in blocked.value.reason
+    assert asked == ["hooks.example.com", "hooks.example.com"]
+
+
 def test_send_time_picks_first_checked_address(
     monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
 ) -> None:
