@@ -32,8 +32,7 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(default=15.0, gt=0)
     webhook_disable_after: float = Field(default=432000.0, gt=0)
     # Attempts on the wire at once per worker process, and to any one endpoint.
-    # At most 100: the delivery client opens at most 100 connections, and an attempt waiting for one
-    # would spend its timeout waiting.
+    # At most 100 each: every attempt holds a connection (and a file descriptor) of its own.
     webhook_concurrency: int = Field(default=64, ge=1, le=100)
     webhook_concurrency_per_endpoint: int = Field(default=16, ge=1, le=100)
     # Read-only API routes (lists, search) that run in threads, at most this many at once per

@@ -113,7 +113,7 @@ class Worker:
         if self.wake_on_commit:
             event.listen(Session, "after_commit", self._after_commit)
         try:
-            async with create_client(self.settings) as client:
+            async with create_client() as client:
                 deliverer = Deliverer(
                     self.database,
                     self.settings,

@@ -81,11 +81,15 @@ def get_claim(session: Session, claim_id: int) -> Claim:
 def claim_row(session: Session | sa.Connection, claim_id: int) -> sa.Row[Any]:
     """The claim as a plain row, for reading and presenting only: a Core statement built once, with
     none of the ORM's identity-map and loading work."""
-    conn = session if isinstance(session, sa.Connection) else session.connection()
-    row = conn.execute(_CLAIM_BY_ID, {"id": claim_id}).first()
+    row = _connection(session).execute(_CLAIM_BY_ID, {"id": claim_id}).first()
     if row is None:
         raise NotFound(f"No claim with id {claim_id}.")
     return row
+
+
+def _connection(session: Session | sa.Connection) -> sa.Connection:
+    """Core statements run on a bare connection (point reads) or on the session's own."""
+    return session if isinstance(session, sa.Connection) else session.connection()
 
 
 def lock_claim(session: Session, claim_id: int) -> Claim:
@@ -933,7 +937,7 @@ def present(
     reviewers: dict[int, list[int]] = {i: [] for i in ids}
     approvals: dict[int, list[Any]] = {i: [] for i in ids}
     if ids and not new:
-        conn = session if isinstance(session, sa.Connection) else session.connection()
+        conn = _connection(session)
         if len(ids) == 1:
             found = conn.execute(_REVIEWERS_OF_ONE, {"id": ids[0]})
         else:

@@ -683,7 +683,7 @@ def run_pass(
     for later stay pending). For tests and one-off runs; the worker loop does the same continuously."""
 
     async def go() -> PassStats:
-        async with create_client(settings) as client:
+        async with create_client() as client:
             deliverer = Deliverer(
                 database, settings, client, concurrency=concurrency, per_endpoint=per_endpoint, metrics=metrics
             )

@@ -68,20 +68,13 @@ class DeliveryClient:
       delivery over loopback, measured), which is most of what a delivery costs.
     """
 
-    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
-        self._verify = verify
-        self._context: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
+    def __init__(self, verify: ssl.SSLContext | None = None) -> None:
+        self._context = verify
 
     def tls_context(self) -> ssl.SSLContext:
         """The context https deliveries are verified with: the one given, else certifi's CA bundle."""
         if self._context is None:
-            if self._verify:
-                self._context = ssl.create_default_context(cafile=certifi.where())
-            else:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                self._context = context
+            self._context = ssl.create_default_context(cafile=certifi.where())
         return self._context
 
     async def aclose(self) -> None:
@@ -94,12 +87,10 @@ class DeliveryClient:
         await self.aclose()
 
 
-def create_client(settings: WebhookSettings | None = None, *, verify: ssl.SSLContext | bool = True) -> DeliveryClient:
-    """The client :func:`send_attempt` expects. Share one per worker process.
-
-    ``verify`` is an SSLContext for a private CA, True for certifi's CA bundle, or False (tests only).
-    ``settings`` is accepted for symmetry; each attempt takes its deadline from its own settings.
-    """
+def create_client(*, verify: ssl.SSLContext | None = None) -> DeliveryClient:
+    """The client :func:`send_attempt` expects. Share one per worker process. ``verify``: an
+    SSLContext for a private CA; by default certifi's CA bundle. Each attempt takes its deadline from
+    the settings :func:`send_attempt` is given."""
     return DeliveryClient(verify=verify)
 
 

@@ -103,12 +103,6 @@ class ResolvedTarget:
     sni_hostname: str | None
     path_and_query: str
 
-    @property
-    def connect_url(self) -> str:
-        """The request URL with the checked address in place of the host name."""
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{self.scheme}://{host}:{self.port}{self.path_and_query}"
-
 
 # --------------------------------------------------------------------------------------------------
 # Address parsing and policy

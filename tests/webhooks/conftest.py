@@ -221,14 +221,12 @@ class ResetServer:
     accepted: int = 0
 
 
-@pytest.fixture
-def reset_server() -> Iterator[ResetServer]:
-    """Accepts, reads a little, then aborts the connection with a TCP RST (SO_LINGER 0)."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
+@contextlib.contextmanager
+def _accepting(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback listener whose thread hands each accepted connection to ``handle`` in turn;
+    yields its port, and stops (thread and listener) on exit."""
+    listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.1)
-    state = ResetServer(port=listener.getsockname()[1])
     stop = threading.Event()
 
     def run() -> None:
@@ -237,22 +235,91 @@ def reset_server() -> Iterator[ResetServer]:
                 conn, _ = listener.accept()
             except (TimeoutError, OSError):
                 continue
-            state.accepted += 1
-            conn.settimeout(1)
-            with contextlib.suppress(OSError):
-                conn.recv(65536)
-            time.sleep(0.05)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            handle(conn)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield state
+        yield listener.getsockname()[1]
     finally:
         stop.set()
         thread.join(2)
         listener.close()
+
+
+@pytest.fixture
+def reset_server() -> Iterator[ResetServer]:
+    """Accepts, reads a little, then aborts the connection with a TCP RST (SO_LINGER 0)."""
+    state = ResetServer(port=0)
+
+    def reset(conn: socket.socket) -> None:
+        state.accepted += 1
+        conn.settimeout(1)
+        with contextlib.suppress(OSError):
+            conn.recv(65536)
+        time.sleep(0.05)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    with _accepting(reset) as port:
+        state.port = port
+        yield state
+
+
+@dataclass
+class ScriptedServer:
+    port: int
+    requests: list[bytes] = field(default_factory=list)
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One request, head and Content-Length body, as raw bytes (whatever arrived, on a timeout)."""
+    data = b""
+    with contextlib.suppress(OSError):
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(65536)
+            if not piece:
+                return data
+            data += piece
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            ),
+            0,
+        )
+        while len(body) < length:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            body += piece
+        data = head + b"\r\n\r\n" + body
+    return data
+
+
+@pytest.fixture
+def scripted() -> Callable[[bytes], contextlib.AbstractContextManager[ScriptedServer]]:
+    """Servers that read one request per connection, answer with the given raw bytes (possibly
+    malformed) and close; each keeps the requests it read."""
+
+    @contextlib.contextmanager
+    def serve(answer: bytes) -> Iterator[ScriptedServer]:
+        server = ScriptedServer(port=0)
+
+        def answer_with_script(conn: socket.socket) -> None:
+            with conn:
+                conn.settimeout(2)
+                server.requests.append(_read_request(conn))
+                with contextlib.suppress(OSError):
+                    conn.sendall(answer)
+
+        with _accepting(answer_with_script) as port:
+            server.port = port
+            yield server
+
+    return serve
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +26,11 @@ from app.webhooks.sender import (
 )
 
 if TYPE_CHECKING:  # the fixtures' classes, for annotations only (tests/webhooks is not a package)
-    from .conftest import Receiver, ResetServer, TlsReceiver
+    from contextlib import AbstractContextManager
+
+    from .conftest import Receiver, ResetServer, ScriptedServer, TlsReceiver
+
+    Scripted = Callable[[bytes], AbstractContextManager[ScriptedServer]]
 
 SECRET = signing.new_secret()
 BODY = signing.render_standard_body("claim.published", datetime.now(UTC), {"id": 1, "text": "Hello"})
@@ -38,9 +40,9 @@ def _headers() -> dict[str, str]:
     return signing.build_headers([SECRET], "msg_test", int(time.time()), BODY)
 
 
-def attempt(url: str, settings: Settings, *, verify: ssl.SSLContext | bool = True) -> AttemptResult:
+def attempt(url: str, settings: Settings, *, verify: ssl.SSLContext | None = None) -> AttemptResult:
     async def go() -> AttemptResult:
-        async with create_client(settings, verify=verify) as client:
+        async with create_client(verify=verify) as client:
             return await send_attempt(client, url=url, headers=_headers(), body=BODY, settings=settings)
 
     return asyncio.run(go())
@@ -74,7 +76,7 @@ def test_cookies_set_by_a_receiver_are_never_sent_again(receiver: Receiver, loop
     service): a cookie one of them sets must not travel with anyone's later deliveries."""
 
     async def go() -> None:
-        async with create_client(loopback) as client:
+        async with create_client() as client:
             for path in ("/cookie", "/ok", "/cookie", "/ok"):
                 result = await send_attempt(
                     client, url=receiver.url(path), headers=_headers(), body=BODY, settings=loopback
@@ -170,54 +172,16 @@ def test_connection_reset(reset_server: ResetServer, loopback: Settings) -> None
     assert result.error in {"connection reset", "connection closed without a response"}
 
 
-@contextlib.contextmanager
-def _scripted(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
-    """A one-connection-at-a-time server that reads a request head and body, then writes ``answer``
-    (raw bytes, possibly malformed) and closes; yields its port and the requests it read."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    requests: list[bytes] = []
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                with contextlib.suppress(OSError):
-                    while len(data) < len(BODY) or not data.endswith(BODY):
-                        piece = conn.recv(65536)
-                        if not piece:
-                            break
-                        data += piece
-                requests.append(data)
-                with contextlib.suppress(OSError):
-                    conn.sendall(answer)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1], requests
-    finally:
-        stop.set()
-        thread.join(2)
-        listener.close()
-
-
-def test_a_chunked_answer_after_an_informational_one_is_read(loopback: Settings) -> None:
+def test_a_chunked_answer_after_an_informational_one_is_read(loopback: Settings, scripted: Scripted) -> None:
     answer = (
         b"HTTP/1.1 100 Continue\r\n\r\n"
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nthank\r\n3\r\ns!!\r\n0\r\n\r\n"
     )
-    with _scripted(answer) as (port, requests):
-        result = attempt(f"http://127.0.0.1:{port}/in?x=1", loopback)
+    with scripted(answer) as server:
+        result = attempt(f"http://127.0.0.1:{server.port}/in?x=1", loopback)
     assert (result.outcome, result.status_code, result.response_excerpt) == ("success", 200, "thanks!!")
-    [request] = requests
+    [request] = server.requests
     head = request.split(b"\r\n\r\n", 1)[0].lower()
     assert head.startswith(b"post /in?x=1 http/1.1\r\n")
     assert b"\r\nconnection: close" in head and b"\r\naccept-encoding: identity" in head
@@ -225,10 +189,10 @@ def test_a_chunked_answer_after_an_informational_one_is_read(loopback: Settings)
 
 
 @pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 100 Continue\r\n\r\n"], ids=["nothing", "only a 1xx"])
-def test_closed_without_an_answer(loopback: Settings, answer: bytes) -> None:
-    with _scripted(answer) as (port, requests):
-        result = attempt(f"http://127.0.0.1:{port}/x", loopback)
-    assert len(requests) == 1
+def test_closed_without_an_answer(loopback: Settings, scripted: Scripted, answer: bytes) -> None:
+    with scripted(answer) as server:
+        result = attempt(f"http://127.0.0.1:{server.port}/x", loopback)
+    assert len(server.requests) == 1
     assert (result.outcome, result.status_code, result.error) == (
         "failure",
         None,
@@ -241,9 +205,9 @@ def test_closed_without_an_answer(loopback: Settings, answer: bytes) -> None:
     [b"NOT HTTP AT ALL\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
     ids=["garbage", "truncated body"],
 )
-def test_a_malformed_answer_is_a_protocol_error(loopback: Settings, answer: bytes) -> None:
-    with _scripted(answer) as (port, _):
-        result = attempt(f"http://127.0.0.1:{port}/x", loopback)
+def test_a_malformed_answer_is_a_protocol_error(loopback: Settings, scripted: Scripted, answer: bytes) -> None:
+    with scripted(answer) as server:
+        result = attempt(f"http://127.0.0.1:{server.port}/x", loopback)
     assert result.outcome == "failure"
     assert result.error is not None and result.error.startswith("protocol error: "), result.error
 
@@ -258,7 +222,6 @@ def test_blocked_target_never_connects(receiver: Receiver, make_settings: Callab
 
 
 def test_dns_failure_is_a_failure(monkeypatch: pytest.MonkeyPatch, loopback: Settings) -> None:
-    import socket
 
     async def no_answer(host: str, port: int) -> list[str]:
         raise socket.gaierror(-2, "Name or service not known")
