@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import os
 import sqlite3
 import threading
@@ -97,6 +98,34 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
+        # SQLite hands back text: one C-level parse, instead of the generic regular expression and a
+        # second pass to attach the zone (every listed claim has ten of these columns).
+        if dialect.name == "sqlite":
+            return _sqlite_utc
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def load_json(text: str | bytes) -> Any:
+    """JSON columns as Python values. Most stored values are ``null`` or an empty list or object,
+    and those skip the parser (a fresh object each time: callers may change what they get)."""
+    if text == "null":
+        return None
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return json.loads(text)
 
 
 SQLITE_BUSY_SECONDS = 30
@@ -308,7 +337,10 @@ class Database:
         with _loop_connections_lock:
             if self._loop_engine is None:
                 engine = sa.create_engine(
-                    self.read_engine.url, poolclass=NullPool, connect_args=_sqlite_connect_args(self.url)
+                    self.read_engine.url,
+                    poolclass=NullPool,
+                    connect_args=_sqlite_connect_args(self.url),
+                    json_deserializer=load_json,
                 )
                 _install_sqlite_events(engine, immediate=False)
                 self._loop_engine = engine
@@ -368,7 +400,7 @@ def make_database(settings: Settings) -> Database:
     url = normalise_url(settings.database_url)
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
-        kwargs: dict[str, Any] = {"connect_args": _sqlite_connect_args(url)}
+        kwargs: dict[str, Any] = {"connect_args": _sqlite_connect_args(url), "json_deserializer": load_json}
         if memory:
             kwargs["poolclass"] = StaticPool
         else:
@@ -389,7 +421,7 @@ def make_database(settings: Settings) -> Database:
             read_concurrency=settings.read_concurrency or READ_CONCURRENCY_SQLITE,
         )
     # Enough connections for the server's thread pool (40) so a busy desk does not open and close them.
-    engine = sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True, json_deserializer=load_json)
     return Database(
         url=url,
         write_engine=engine,
