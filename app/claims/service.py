@@ -47,6 +47,7 @@ CONTENT_FIELDS = ("text", "claimant", "appearance_url", "appeared_at", "outlet",
 TRIAGE_FIELDS = ("tags", "priority", "due_at", "public")
 # What a reviewer approves, and what was published, must be what stays: content edits wait.
 FROZEN_STATES = (State.in_review, State.published, State.rejected)
+_CLAIM_TABLE: sa.Table = Claim.__table__  # type: ignore[attr-defined]
 MENTION = re.compile(r"(?<![\w.])@([A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
@@ -113,7 +114,7 @@ def check_if_match(claim: Claim, if_match: str | None) -> None:
         )
 
 
-def compact(claim: Claim) -> dict[str, Any]:
+def compact(claim: Claim | sa.Row[Any]) -> dict[str, Any]:
     """The small snapshot that travels in outbox events and webhooks."""
     verdict = None
     if claim.verdict_rating:
@@ -132,7 +133,7 @@ def compact(claim: Claim) -> dict[str, Any]:
 
 def emit_claim_event(
     session: Session,
-    claim: Claim,
+    claim: Claim | sa.Row[Any],
     type_: str,
     actor: audit.Actor,
     data: dict[str, Any] | None = None,
@@ -177,6 +178,12 @@ def _set_tags(session: Session, claim: Claim, tags: list[str]) -> None:
 # --- creation -------------------------------------------------------------------------------
 
 
+# Core, with every column returned: a new claim is written and presented on every POST, and the
+# ORM's unit of work (entity construction, flush, identity map) cost more than the insert itself.
+_INSERT_CLAIM = _CLAIM_TABLE.insert().returning(*_CLAIM_TABLE.c)
+_INSERT_TAG = ClaimTag.__table__.insert()  # type: ignore[attr-defined]
+
+
 def create_claim(
     session: Session,
     *,
@@ -184,39 +191,46 @@ def create_claim(
     data: ClaimCreate,
     settings: Settings,
     source: dict[str, Any] | None = None,
-) -> Claim:
-    """``source`` ({article_id, start, end}) is set by intake when a claim is taken from an article."""
+) -> sa.Row[Any]:
+    """The new claim as a row (its columns as stored). ``source`` ({article_id, start, end}) is set by
+    intake when a claim is taken from an article."""
     related.prepare(data.text)  # CPU work done before the first statement takes the write lock
     now = clock.now()
     tags = list(dict.fromkeys(data.tags))
-    claim = Claim(
-        text=data.text,
-        claimant=data.claimant,
-        appearance_url=data.appearance_url,
-        appeared_at=data.appeared_at,
-        outlet=data.outlet,
-        context=data.context,
-        language=data.language,
-        tags=tags,
-        priority=data.priority.value,
-        priority_rank=PRIORITY_RANK[data.priority],
-        due_at=data.due_at,
-        due_sort=data.due_at or NO_DEADLINE,
-        public=settings.public_by_default if data.public is None else data.public,
-        figure=data.figure.model_dump(mode="json") if data.figure else None,
-        source=source,
-        state=states.initial_state().value,
-        version=1,
-        created_by=principal.user_id,
-        created_at=now,
-        updated_by=principal.user_id,
-        updated_at=now,
+    session.flush()  # whatever the caller added goes in first, in the order it was added
+    claim = (
+        session.connection()
+        .execute(
+            _INSERT_CLAIM,
+            {
+                "text": data.text,
+                "claimant": data.claimant,
+                "appearance_url": data.appearance_url,
+                "appeared_at": data.appeared_at,
+                "outlet": data.outlet,
+                "context": data.context,
+                "language": data.language,
+                "tags": tags,
+                "priority": data.priority.value,
+                "priority_rank": PRIORITY_RANK[data.priority],
+                "due_at": data.due_at,
+                "due_sort": data.due_at or NO_DEADLINE,
+                "public": settings.public_by_default if data.public is None else data.public,
+                "figure": data.figure.model_dump(mode="json") if data.figure else None,
+                "source": source,
+                "state": states.initial_state().value,
+                "review_round": 0,
+                "version": 1,
+                "created_by": principal.user_id,
+                "created_at": now,
+                "updated_by": principal.user_id,
+                "updated_at": now,
+            },
+        )
+        .one()
     )
-    session.add(claim)
-    session.flush()
-    assert claim.id is not None
     if tags:
-        session.execute(sa.insert(ClaimTag), [{"claim_id": claim.id, "tag": t} for t in tags])
+        session.connection().execute(_INSERT_TAG, [{"claim_id": claim.id, "tag": t} for t in tags])
     created: dict[str, Any] = {"text": claim.text, "claimant": claim.claimant, "priority": claim.priority, "tags": tags}
     if claim.figure is not None:
         created["figure"] = claim.figure
@@ -803,9 +817,6 @@ def _search_clause(session: Session, q: str) -> Any:
     if not clauses:
         return sa.false()
     return sa.and_(*clauses)
-
-
-_CLAIM_TABLE: sa.Table = Claim.__table__  # type: ignore[attr-defined]
 
 
 def _list_conditions(session: Session, filters: ClaimFilters, before_id: int | None) -> list[Any]:

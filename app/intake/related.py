@@ -129,7 +129,9 @@ def prepare(text: str) -> None:
     profile.grams(2 if profile.dense else 3)
 
 
-def index_claim(session: Session, claim: Claim, hashes: list[int] | None = None, *, new: bool = False) -> None:
+def index_claim(
+    session: Session, claim: Claim | sa.Row[Any], hashes: list[int] | None = None, *, new: bool = False
+) -> None:
     """(Re)write the claim's terms; call after its text changes."""
     assert claim.id is not None
     if not new:
@@ -266,7 +268,7 @@ class SuspectedDuplicate:
     score: float
 
 
-def register_claim(session: Session, claim: Claim) -> list[SuspectedDuplicate]:
+def register_claim(session: Session, claim: Claim | sa.Row[Any]) -> list[SuspectedDuplicate]:
     """For a claim just created: the claims it likely duplicates (best first), then its own terms
     added to the index. A handful of index reads and at most CREATE_SCORED comparisons; the
     candidates' texts are the only thing read from the claims table."""

@@ -226,8 +226,8 @@ def accept_candidate(
     index: int,
     adjust: AcceptIn | None,
     settings: Settings,
-) -> Claim:
-    """Create the claim a candidate proposes. Editors accept from any article, others from their
+) -> sa.Row[Any]:
+    """Create the claim a candidate proposes (returned as its row). Editors accept from any article, others from their
     own. Once only: the candidate row is locked (PostgreSQL; SQLite serialises writers), and the
     conditional update below would refuse a second acceptance anyway."""
     article = get_article(session, principal=principal, article_id=article_id)
