@@ -119,12 +119,13 @@ def _sqlite_utc(value: Any) -> datetime | None:
 def load_json(text: str | bytes) -> Any:
     """JSON columns as Python values. Most stored values are ``null`` or an empty list or object,
     and those skip the parser (a fresh object each time: callers may change what they get)."""
-    if text == "null":
-        return None
-    if text == "[]":
-        return []
-    if text == "{}":
-        return {}
+    if len(text) <= 4:  # SQLite gives text, psycopg bytes
+        if text in ("null", b"null"):
+            return None
+        if text in ("[]", b"[]"):
+            return []
+        if text in ("{}", b"{}"):
+            return {}
     return json.loads(text)
 
 

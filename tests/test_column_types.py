@@ -85,6 +85,8 @@ def test_load_json_parses_everything_else_and_returns_fresh_empties() -> None:
     assert c == {} and c is not d
     assert load_json('{"a": [1, 2.5, "x", null]}') == {"a": [1, 2.5, "x", None]}
     assert load_json(b'["bytes"]') == ["bytes"]
+    assert load_json(b"null") is None and load_json(b"[]") == [] and load_json(b"{}") == {}
+    assert load_json("1") == 1 and load_json(b"true") is True
     assert load_json(" null ") is None  # not the fast path, still JSON
 
 
