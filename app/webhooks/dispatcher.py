@@ -21,10 +21,11 @@ delivery is at-least-once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,10 +72,116 @@ T = TypeVar("T")
 D = SQLModel.metadata.tables["webhook_deliveries"]
 A = SQLModel.metadata.tables["webhook_delivery_attempts"]
 E = SQLModel.metadata.tables["webhook_endpoints"]
+O: sa.Table = OutboxEvent.__table__  # type: ignore[attr-defined]  # noqa: E741
 
 
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+# The hot path's statements are built once, with bind parameters: constructing a statement and
+# computing its cache key cost more CPU than running it. Each ``*_PG`` twin adds PostgreSQL's row
+# locks. Parameter names must not be column names (SQLAlchemy keeps those for SET clauses).
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+
+
+def _due() -> list[Any]:
+    """A delivery that may be claimed at ``:now``."""
+    return [
+        D.c.state == PENDING,
+        D.c.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(D.c.leased_until.is_(None), D.c.leased_until <= sa.bindparam("now")),
+    ]
+
+
+_UNDISPATCHED = (
+    sa.select(O.c.id, O.c.type, O.c.claim_id, O.c.payload, O.c.created_at)
+    .where(O.c.dispatched_at.is_(None))
+    .order_by(O.c.id)
+    .limit(sa.bindparam("batch", type_=sa.Integer))
+)
+_UNDISPATCHED_PG = _UNDISPATCHED.with_for_update(skip_locked=True)
+_SUBSCRIBERS = sa.select(E.c.id, E.c.events, E.c.format).where(E.c.enabled.is_(True))
+_INSERT_DELIVERIES = sa.insert(D)
+_MARK_DISPATCHED = sa.update(O).where(O.c.id.in_(_IDS)).values(dispatched_at=sa.bindparam("now"))
+
+_SIGNERS = sa.select(E.c.id, E.c.url, E.c.secret, E.c.previous_secret, E.c.previous_secret_expires_at).where(
+    E.c.enabled.is_(True)
+)
+_LOCK_DUE = (
+    sa.select(D.c.id, D.c.endpoint_id, D.c.msg_id, D.c.body, D.c.attempts, D.c.leased_until)
+    .where(D.c.id.in_(_IDS), *_due())
+    .order_by(D.c.id)
+)
+_LOCK_DUE_PG = _LOCK_DUE.with_for_update(skip_locked=True, key_share=True)
+_INTERRUPT_STALE = (
+    sa.update(A)
+    .where(A.c.delivery_id.in_(_IDS), A.c.outcome.is_(None))
+    .values(
+        outcome="interrupted",
+        finished_at=sa.bindparam("now"),
+        error="no result recorded before the lease expired (worker stopped or crashed)",
+    )
+)
+_LEASE = (
+    sa.update(D)
+    .where(D.c.id == sa.bindparam("b_id"))
+    .values(
+        attempts=sa.bindparam("b_attempts"),
+        leased_until=sa.bindparam("b_until"),
+        lease_token=sa.bindparam("b_token"),
+    )
+)
+_START_ATTEMPTS = sa.insert(A).returning(A.c.id, A.c.delivery_id, sort_by_parameter_order=True)
+
+_FINISH_ATTEMPT = (
+    sa.update(A)
+    .where(A.c.id == sa.bindparam("b_id"))
+    .values(
+        outcome=sa.bindparam("b_outcome"),
+        status_code=sa.bindparam("b_status"),
+        latency_ms=sa.bindparam("b_latency"),
+        response_excerpt=sa.bindparam("b_excerpt"),
+        error=sa.bindparam("b_error"),
+        finished_at=sa.bindparam("b_finished"),
+    )
+)
+_LOCK_ENDPOINTS = sa.select(E.c.id).where(E.c.id.in_(_IDS)).order_by(E.c.id)
+_LOCK_ENDPOINTS_PG = _LOCK_ENDPOINTS.with_for_update(key_share=True)
+_ENDPOINT_ENTITIES = (
+    sa.select(WebhookEndpoint)
+    .where(col(WebhookEndpoint.id).in_(_IDS))
+    .order_by(col(WebhookEndpoint.id))
+    .execution_options(populate_existing=True)
+)
+_ENDPOINT_ENTITIES_PG = _ENDPOINT_ENTITIES.with_for_update(key_share=True)
+_LOCK_DELIVERIES = sa.select(D.c.id, D.c.lease_token, D.c.round_start).where(D.c.id.in_(_IDS)).order_by(D.c.id)
+_LOCK_DELIVERIES_PG = _LOCK_DELIVERIES.with_for_update(key_share=True)
+_DELIVERED = (
+    sa.update(D)
+    .where(D.c.id.in_(_IDS))
+    .values(
+        state=DELIVERED,
+        next_attempt_at=None,
+        leased_until=None,
+        lease_token=None,
+        finished_at=sa.bindparam("now"),
+        last_error=None,
+    )
+)
+# A success ends the endpoint's failure streak; rows already healthy are left alone.
+_HEALTHY = sa.update(E).where(E.c.id.in_(_IDS), E.c.failing_since.is_not(None)).values(failing_since=None)
+
+
+@functools.cache
+def _candidates(size: int) -> Any:
+    """The oldest due deliveries of ``size`` endpoints (``:e<i>``), at most ``:q<i>`` of each."""
+    parts = [
+        sa.select(D.c.next_attempt_at, D.c.id)
+        .where(D.c.endpoint_id == sa.bindparam(f"e{i}"), *_due())
+        .order_by(D.c.next_attempt_at, D.c.id)
+        .limit(sa.bindparam(f"q{i}", type_=sa.Integer))
+        .subquery()
+        .select()
+        for i in range(size)
+    ]
+    return parts[0] if size == 1 else sa.union_all(*parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -85,20 +192,13 @@ def _is_postgres(session: Session) -> bool:
 def dispatch_outbox(database: Database, settings: Settings, *, batch: int = OUTBOX_BATCH) -> int:
     """Fan one batch of undispatched outbox rows out into deliveries. Returns the rows handled."""
     with database.transaction() as session:
-        stmt = (
-            sa.select(OutboxEvent)
-            .where(col(OutboxEvent.dispatched_at).is_(None))
-            .order_by(col(OutboxEvent.id))
-            .limit(batch)
-        )
-        if _is_postgres(session):
-            stmt = stmt.with_for_update(skip_locked=True)
-        events = list(session.execute(stmt).scalars())
+        # Plain rows: nothing here needs ORM entities.
+        conn = session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        events = conn.execute(_UNDISPATCHED_PG if postgres else _UNDISPATCHED, {"batch": batch}).all()
         if not events:
             return 0
-        endpoints = list(
-            session.execute(sa.select(WebhookEndpoint).where(col(WebhookEndpoint.enabled).is_(True))).scalars()
-        )
+        endpoints = conn.execute(_SUBSCRIBERS).all()
         now = clock.now()
         rows: list[dict[str, Any]] = []
         for event in events:
@@ -108,7 +208,6 @@ def dispatch_outbox(database: Database, settings: Settings, *, batch: int = OUTB
             data = service.event_data(settings, event.claim_id, event.payload or {})
             rendered: dict[str, str] = {}
             for endpoint in targets:
-                assert endpoint.id is not None
                 row = service.delivery_row(
                     endpoint_id=endpoint.id,
                     fmt=endpoint.format,
@@ -122,13 +221,8 @@ def dispatch_outbox(database: Database, settings: Settings, *, batch: int = OUTB
                 row["body"] = rendered.setdefault(endpoint.format, row["body"])
                 rows.append(row)
         if rows:
-            session.execute(sa.insert(WebhookDelivery), rows)
-        session.execute(
-            sa.update(OutboxEvent)
-            .where(col(OutboxEvent.id).in_([e.id for e in events]))
-            .values(dispatched_at=now)
-            .execution_options(synchronize_session=False)
-        )
+            conn.execute(_INSERT_DELIVERIES, rows)
+        conn.execute(_MARK_DISPATCHED, {"ids": [e.id for e in events], "now": now})
         return len(events)
 
 
@@ -150,14 +244,6 @@ class Job:
     secrets: tuple[str, ...]
     body: bytes
     lease_token: str
-
-
-def _due(now: datetime) -> list[Any]:
-    return [
-        D.c.state == PENDING,
-        D.c.next_attempt_at <= now,
-        sa.or_(D.c.leased_until.is_(None), D.c.leased_until <= now),
-    ]
 
 
 def claim_due(
@@ -183,67 +269,36 @@ def _claim(session: Session, settings: Settings, *, limit: int, busy: dict[int, 
     # The hot path works on plain rows (Core), not ORM objects: it runs for every few deliveries.
     if limit <= 0:
         return []
+    conn = session.connection()
     now = clock.now()
-    endpoints = {
-        row.id: row
-        for row in session.execute(
-            sa.select(E.c.id, E.c.url, E.c.secret, E.c.previous_secret, E.c.previous_secret_expires_at).where(
-                E.c.enabled.is_(True)
-            )
-        )
-    }
+    endpoints = {row.id: row for row in conn.execute(_SIGNERS)}
     quotas = sorted((eid, per_endpoint - busy.get(eid, 0)) for eid in endpoints)
     quotas = [(eid, quota) for eid, quota in quotas if quota > 0]
     candidates: list[tuple[datetime, int]] = []
     for start in range(0, len(quotas), CLAIM_UNION_CHUNK):
-        parts = [
-            sa.select(D.c.next_attempt_at, D.c.id)
-            .where(D.c.endpoint_id == eid, *_due(now))
-            .order_by(D.c.next_attempt_at, D.c.id)
-            .limit(quota)
-            .subquery()
-            .select()
-            for eid, quota in quotas[start : start + CLAIM_UNION_CHUNK]
-        ]
-        stmt: Any = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        candidates.extend((row[0], row[1]) for row in session.execute(stmt))
+        chunk = quotas[start : start + CLAIM_UNION_CHUNK]
+        params: dict[str, Any] = {"now": now}
+        for i, (eid, quota) in enumerate(chunk):
+            params[f"e{i}"] = eid
+            params[f"q{i}"] = quota
+        candidates.extend((row[0], row[1]) for row in conn.execute(_candidates(len(chunk)), params))
     if not candidates:
         return []
     wanted = [delivery_id for _, delivery_id in sorted(candidates)[:limit]]
     # Lock what is still due: on PostgreSQL another worker may have taken some in the meantime.
-    lock_stmt = (
-        sa.select(D.c.id, D.c.endpoint_id, D.c.msg_id, D.c.body, D.c.attempts, D.c.leased_until)
-        .where(D.c.id.in_(wanted), *_due(now))
-        .order_by(D.c.id)
-    )
-    if _is_postgres(session):
-        lock_stmt = lock_stmt.with_for_update(skip_locked=True, key_share=True)
-    chosen = session.execute(lock_stmt).all()
+    postgres = conn.dialect.name == "postgresql"
+    chosen = conn.execute(_LOCK_DUE_PG if postgres else _LOCK_DUE, {"ids": wanted, "now": now}).all()
     if not chosen:
         return []
     # An attempt that was started but never finished belonged to a worker that lost its lease
     # (crashed, killed, stalled): say so in the log before the next attempt starts.
     stale = [row.id for row in chosen if row.leased_until is not None]
     if stale:
-        session.execute(
-            sa.update(A)
-            .where(A.c.delivery_id.in_(stale), A.c.outcome.is_(None))
-            .values(
-                outcome="interrupted",
-                finished_at=now,
-                error="no result recorded before the lease expired (worker stopped or crashed)",
-            )
-        )
+        conn.execute(_INTERRUPT_STALE, {"ids": stale, "now": now})
     lease_until = now + timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN_SECONDS)
     tokens = {row.id: secrets.token_hex(16) for row in chosen}
-    session.execute(
-        sa.update(D)
-        .where(D.c.id == sa.bindparam("b_id"))
-        .values(
-            attempts=sa.bindparam("b_attempts"),
-            leased_until=sa.bindparam("b_until"),
-            lease_token=sa.bindparam("b_token"),
-        ),
+    conn.execute(
+        _LEASE,
         [
             {"b_id": row.id, "b_attempts": row.attempts + 1, "b_until": lease_until, "b_token": tokens[row.id]}
             for row in chosen
@@ -251,8 +306,8 @@ def _claim(session: Session, settings: Settings, *, limit: int, busy: dict[int, 
     )
     attempt_ids = {
         delivery_id: attempt_id
-        for attempt_id, delivery_id in session.execute(
-            sa.insert(A).returning(A.c.id, A.c.delivery_id, sort_by_parameter_order=True),
+        for attempt_id, delivery_id in conn.execute(
+            _START_ATTEMPTS,
             [{"delivery_id": row.id, "number": row.attempts + 1, "started_at": now} for row in chosen],
         )
     }
@@ -303,19 +358,11 @@ def _record(session: Session, settings: Settings, results: list[tuple[Job, Attem
     ordered = sorted(results, key=lambda item: (item[0].endpoint_id, item[0].delivery_id))
     if not ordered:
         return
-    postgres = _is_postgres(session)
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
     now = clock.now()
-    session.execute(
-        sa.update(A)
-        .where(A.c.id == sa.bindparam("b_id"))
-        .values(
-            outcome=sa.bindparam("b_outcome"),
-            status_code=sa.bindparam("b_status"),
-            latency_ms=sa.bindparam("b_latency"),
-            response_excerpt=sa.bindparam("b_excerpt"),
-            error=sa.bindparam("b_error"),
-            finished_at=sa.bindparam("b_finished"),
-        ),
+    conn.execute(
+        _FINISH_ATTEMPT,
         [
             {
                 "b_id": job.attempt_id,
@@ -330,50 +377,49 @@ def _record(session: Session, settings: Settings, results: list[tuple[Job, Attem
         ],
     )
     # Endpoints first, then deliveries, each in id order: the same order as every other writer.
-    endpoint_stmt = (
-        sa.select(WebhookEndpoint)
-        .where(col(WebhookEndpoint.id).in_(sorted({job.endpoint_id for job, _ in ordered})))
-        .order_by(col(WebhookEndpoint.id))
-        .execution_options(populate_existing=True)
-    )
-    delivery_stmt = (
-        sa.select(D.c.id, D.c.lease_token, D.c.round_start)
-        .where(D.c.id.in_([job.delivery_id for job, _ in ordered]))
-        .order_by(D.c.id)
-    )
-    if postgres:
-        endpoint_stmt = endpoint_stmt.with_for_update(key_share=True)
-        delivery_stmt = delivery_stmt.with_for_update(key_share=True)
-    endpoints = {e.id: e for e in session.execute(endpoint_stmt).scalars()}
-    deliveries = {row.id: row for row in session.execute(delivery_stmt)}
+    endpoint_ids = sorted({job.endpoint_id for job, _ in ordered})
+    entities: dict[int | None, WebhookEndpoint] = {}
+    if any(result.outcome != "success" for _, result in ordered):
+        # A failure moves the endpoint's streak and may disable it (with an audit event): that path
+        # works on entities, and the batch's successes clear the streak on them in delivery order.
+        stmt = _ENDPOINT_ENTITIES_PG if postgres else _ENDPOINT_ENTITIES
+        entities = {e.id: e for e in session.execute(stmt, {"ids": endpoint_ids}).scalars()}
+        present: Collection[int | None] = entities.keys()
+    else:
+        # Only successes (the usual batch): the endpoints need locking and one UPDATE, no entities.
+        present = set(
+            conn.execute(_LOCK_ENDPOINTS_PG if postgres else _LOCK_ENDPOINTS, {"ids": endpoint_ids}).scalars()
+        )
+    deliveries = {
+        row.id: row
+        for row in conn.execute(
+            _LOCK_DELIVERIES_PG if postgres else _LOCK_DELIVERIES, {"ids": [job.delivery_id for job, _ in ordered]}
+        )
+    }
     delivered: list[int] = []
+    healthy: set[int] = set()
     for job, result in ordered:
-        endpoint = endpoints.get(job.endpoint_id)
         delivery = deliveries.get(job.delivery_id)
-        if endpoint is None or delivery is None:
+        if job.endpoint_id not in present or delivery is None:
             continue  # deleted while the attempt was on the wire
         if delivery.lease_token != job.lease_token:
             # The lease ran out and another worker took the delivery over; it decides now.
             continue
+        endpoint = entities.get(job.endpoint_id)  # None when the batch had no failure
         if result.outcome == "success":
             delivered.append(job.delivery_id)
-            endpoint.failing_since = None
+            if endpoint is None:
+                healthy.add(job.endpoint_id)
+            else:
+                endpoint.failing_since = None
             continue
+        assert endpoint is not None
         values = _after_failure(session, settings, endpoint, job.number - delivery.round_start, result, now)
         session.execute(sa.update(D).where(D.c.id == job.delivery_id).values(**values))
     if delivered:
-        session.execute(
-            sa.update(D)
-            .where(D.c.id.in_(delivered))
-            .values(
-                state=DELIVERED,
-                next_attempt_at=None,
-                leased_until=None,
-                lease_token=None,
-                finished_at=now,
-                last_error=None,
-            )
-        )
+        conn.execute(_DELIVERED, {"ids": delivered, "now": now})
+    if healthy:
+        conn.execute(_HEALTHY, {"ids": sorted(healthy)})
     session.flush()
 
 
