@@ -40,6 +40,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import typing
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -422,13 +423,42 @@ def make_database(settings: Settings) -> Database:
             read_concurrency=settings.read_concurrency or READ_CONCURRENCY_SQLITE,
         )
     # Enough connections for the server's thread pool (40) so a busy desk does not open and close them.
-    engine = sa.create_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True, json_deserializer=load_json)
+    engine = sa.create_engine(url, pool_size=20, max_overflow=30, json_deserializer=load_json)
+    _ping_after_idle(engine)
     return Database(
         url=url,
         write_engine=engine,
         read_engine=engine,
         read_concurrency=settings.read_concurrency or READ_CONCURRENCY_POSTGRES,
     )
+
+
+# A pooled PostgreSQL connection is checked with a round trip before use only when it has sat idle
+# this long. SQLAlchemy's pool_pre_ping checks on every checkout, which under load is one extra round
+# trip per request on connections that were used milliseconds before; a server restart is still
+# noticed on the first use of a connection that waited, and a failure on a busy connection
+# invalidates the whole pool, so only requests already under way can meet it.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "claimdesk_idle_since"
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                # The pool drops this connection and checks out another (or a new one).
+                raise sa.exc.DisconnectionError(str(exc)) from exc
+            raise
 
 
 def get_database(request: Request) -> Database:
