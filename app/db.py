@@ -101,8 +101,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
-        # SQLite hands back text: one C-level parse, instead of the generic regular expression and a
-        # second pass to attach the zone (every listed claim has ten of these columns).
+        # SQLite hands back text: one function parses it and attaches the zone, instead of
+        # SQLAlchemy's processor followed by the decorator's second pass (every listed claim has ten
+        # of these columns).
         if dialect.name == "sqlite":
             return _sqlite_utc
         return super().result_processor(dialect, coltype)
@@ -120,12 +121,13 @@ def _sqlite_utc(value: Any) -> datetime | None:
 def load_json(text: str | bytes) -> Any:
     """JSON columns as Python values. Most stored values are ``null`` or an empty list or object,
     and those skip the parser (a fresh object each time: callers may change what they get)."""
-    if len(text) <= 4:  # SQLite gives text, psycopg bytes
-        if text in ("null", b"null"):
+    if len(text) <= 4:
+        short = text.decode() if isinstance(text, bytes) else text  # psycopg gives bytes, SQLite text
+        if short == "null":
             return None
-        if text in ("[]", b"[]"):
+        if short == "[]":
             return []
-        if text in ("{}", b"{}"):
+        if short == "{}":
             return {}
     return json.loads(text)
 
@@ -435,9 +437,9 @@ def make_database(settings: Settings) -> Database:
 
 # A pooled PostgreSQL connection is checked with a round trip before use only when it has sat idle
 # this long. SQLAlchemy's pool_pre_ping checks on every checkout, which under load is one extra round
-# trip per request on connections that were used milliseconds before; a server restart is still
-# noticed on the first use of a connection that waited, and a failure on a busy connection
-# invalidates the whole pool, so only requests already under way can meet it.
+# trip per request on connections that were used milliseconds before. The price: after a server
+# restart, the first requests to take a connection that had been used within the last second fail
+# (the first such failure renews the whole pool, so the requests after it get new connections).
 PING_AFTER_IDLE_SECONDS = 1.0
 _IDLE_SINCE = "claimdesk_idle_since"
 
@@ -456,8 +458,9 @@ def _ping_after_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
             if engine.dialect.is_disconnect(exc, dbapi_connection, None):
-                # The pool drops this connection and checks out another (or a new one).
-                raise sa.exc.DisconnectionError(str(exc)) from exc
+                # The server went away: every pooled connection is renewed (the others were opened
+                # to the same server), and this checkout gets a new one.
+                raise sa.exc.InvalidatePoolError(str(exc)) from exc
             raise
 
 

@@ -130,3 +130,25 @@ def test_overdue_is_computed_from_the_due_date_and_the_state(j: Journey, databas
     with database.write_engine.begin() as conn:
         conn.execute(_CLAIMS.update().where(_CLAIMS.c.id == cid).values(due_at=past.astimezone(UTC)))
     assert j.get(cid)["overdue"] is True
+
+
+def test_new_claims_store_json_nulls_the_way_the_orm_does(j: Journey, database: Database) -> None:
+    cid = j.create()["id"]
+    with database.read_engine.connect() as conn:
+        # IS NULL is true only for SQL NULL; every JSON column of a new claim holds the JSON null.
+        row = conn.execute(
+            sa.text(
+                "SELECT figure IS NULL, source IS NULL, verdict_findings IS NULL, published_verdict IS NULL "
+                "FROM claims WHERE id = :id"
+            ),
+            {"id": cid},
+        ).one()
+    assert [bool(v) for v in row] == [False, False, False, False]
+
+
+def test_an_empty_figure_or_source_reads_as_none(j: Journey, database: Database) -> None:
+    cid = j.create()["id"]
+    with database.write_engine.begin() as conn:
+        conn.execute(_CLAIMS.update().where(_CLAIMS.c.id == cid).values(figure={}, source={}))
+    shown = j.get(cid)
+    assert shown["figure"] is None and shown["source"] is None

@@ -65,3 +65,23 @@ def test_a_connection_whose_server_side_died_while_idle_is_replaced(
     assert replacement != pid
     with pg.transaction() as session:
         assert session.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_dead_connection_found_by_a_ping_renews_the_whole_pool(pg: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two connections in the pool, both opened to the server that then goes away.
+    with pg.read_engine.connect() as first, pg.read_engine.connect() as second:
+        pids = [int(c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()) for c in (first, second)]
+    outside = sa.create_engine(pg.url, poolclass=NullPool)
+    try:
+        with outside.connect() as conn:
+            for pid in pids:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    finally:
+        outside.dispose()
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert _backend_pid(pg) not in pids
+    # No ping this time: the other dead connection must already have been dropped with the pool.
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 60.0)
+    with pg.read_engine.connect() as first, pg.read_engine.connect() as second:
+        again = [int(c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()) for c in (first, second)]
+    assert not set(again) & set(pids)

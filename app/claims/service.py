@@ -218,6 +218,10 @@ def create_claim(
                 "public": settings.public_by_default if data.public is None else data.public,
                 "figure": data.figure.model_dump(mode="json") if data.figure else None,
                 "source": source,
+                # Written as the ORM writes a None in a JSON column (the JSON text null), so rows
+                # look the same whichever path made them.
+                "verdict_findings": None,
+                "published_verdict": None,
                 "state": states.initial_state().value,
                 "review_round": 0,
                 "version": 1,
@@ -1034,6 +1038,8 @@ def present(
         cid = m["id"]
         assert cid is not None
         data = {name: m[name] for name in _SHOWN_AS_STORED}
+        data["figure"] = m["figure"] or None
+        data["source"] = m["source"] or None
         data["tags"] = list(m["tags"] or ())
         due_at = m["due_at"]
         data["overdue"] = bool(due_at and due_at < now and m["state"] not in _DONE_STATES)

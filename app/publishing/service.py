@@ -37,7 +37,9 @@ def claimreview_for(session: Session, *, claim_id: int, settings: Settings) -> d
 
 
 def _public_claims() -> Any:
-    return sa.and_(col(Claim.public).is_(True), col(Claim.published_verdict).is_not(None))
+    # Published once (published_at is set with the first publication and kept through reopenings).
+    # Not published_verdict: a JSON column stores None as the JSON text 'null', which IS NOT NULL.
+    return sa.and_(col(Claim.public).is_(True), col(Claim.published_at).is_not(None))
 
 
 def list_public(session: Session, *, before: tuple[str, int] | None, limit: int) -> list[Claim]:

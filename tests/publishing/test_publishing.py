@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+import sqlalchemy as sa
 
 from app.publishing.claimreview import shorten
 from tests.helpers import Journey
@@ -165,6 +166,22 @@ def test_only_public_published_claims_are_shown(j: Journey) -> None:
     assert j.client.get("/public/fact-checks").json()["items"] == []
     events = j.client.get(f"/api/v1/claims/{shown}/events?limit=200", headers=j.viewer.headers).json()["items"]
     assert any(e["type"] == "claim.updated" and e["data"]["changes"].get("public") == [True, False] for e in events)
+
+
+def test_a_public_claim_never_published_stays_off_the_feed_however_its_row_holds_null(j: Journey, database) -> None:
+    shown = _published(j)
+    waiting = [j.create(public=True, text=f"Turnout was {n} % in the north")["id"] for n in (61, 62)]
+    # Rows written before claims were inserted through Core hold the JSON text null in
+    # published_verdict rather than SQL NULL; both kinds must read as never published.
+    with database.write_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE claims SET published_verdict = NULL WHERE id = :id"), {"id": waiting[0]})
+        cast = "CAST('null' AS JSON)" if database.dialect == "postgresql" else "'null'"
+        conn.execute(sa.text(f"UPDATE claims SET published_verdict = {cast} WHERE id = :id"), {"id": waiting[1]})
+    feed = j.client.get("/public/fact-checks", params={"limit": 1})
+    assert feed.status_code == 200 and [i["id"] for i in feed.json()["items"]] == [shown]
+    assert feed.json()["next_cursor"] is None
+    for cid in waiting:
+        assert j.client.get(f"/public/fact-checks/{cid}").status_code == 404
 
 
 def test_feed_is_newest_first_and_paged(j: Journey) -> None:
