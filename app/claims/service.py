@@ -908,7 +908,7 @@ def _allowed_actions(
     approved_by: Collection[int],
 ) -> list[str]:
     is_assignee = assignee_id is not None and assignee_id == principal.user_id
-    allowed = _actions_open_to(getattr(state, "value", state), principal.role, is_assignee)
+    allowed = _actions_open_to(state, principal.role, is_assignee)
     if Action.approve.value in allowed and (verdict_author_id == principal.user_id or principal.user_id in approved_by):
         return [a for a in allowed if a != Action.approve.value]
     return list(allowed)
