@@ -145,6 +145,7 @@ def create_app(
         yield
         if worker is not None:
             worker.stop()
+        await database.dispose_loop_reads()
         if app.state.owns_database:
             database.dispose()
 

@@ -1,5 +1,6 @@
-"""Database.point_read: in the calling thread on a SQLite file, in the thread pool elsewhere; a fresh
-snapshot every call; one connection per event-loop thread."""
+"""Database.point_read: in the calling (event-loop) thread, on a SQLite file's blocking connection or
+on PostgreSQL's asyncio connections in autocommit; a fresh snapshot every call; connections of a
+loop's own, closed when it ends."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_point_reads_run_inline_only_on_a_sqlite_file_and_see_every_commit(datab
         return count, thread, threading.get_ident()
 
     before, reader, loop_thread = asyncio.run(read())
-    assert (reader == loop_thread) is (database.dialect == "sqlite")
+    assert reader == loop_thread
     _add_user(database, "one@example.org")
     # The same loop thread keeps its connection, and each read starts a new snapshot.
     after, _, _ = asyncio.run(read())
@@ -49,7 +50,7 @@ def test_point_reads_run_inline_only_on_a_sqlite_file_and_see_every_commit(datab
 
 def test_each_loop_thread_gets_its_own_connection_and_dispose_closes_them(database: Database) -> None:
     if not database.reads_inline:
-        pytest.skip("PostgreSQL point reads hold no connection (they run in the thread pool)")
+        pytest.skip("the SQLite file's loop connection (PostgreSQL's are tested below)")
     seen: list[int] = []
 
     def in_a_loop() -> None:
@@ -79,6 +80,76 @@ def test_each_loop_thread_gets_its_own_connection_and_dispose_closes_them(databa
     assert mine.closed
     # Usable again afterwards (a fresh connection is opened).
     assert asyncio.run(database.point_read(_count_and_thread))[0] == seen[0]
+
+
+def _postgres_only(database: Database) -> None:
+    if not database.is_postgres:
+        pytest.skip("PostgreSQL's asyncio point reads")
+
+
+def test_postgres_point_reads_wait_without_blocking_the_loop(database: Database) -> None:
+    _postgres_only(database)
+
+    def slow(conn: sa.Connection) -> int:
+        conn.execute(sa.text("SELECT pg_sleep(0.3)"))
+        return threading.get_ident()
+
+    async def go() -> tuple[int, int, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0)
+        reader = await database.point_read(slow)
+        ticker.cancel()
+        return ticks, reader, threading.get_ident()
+
+    ticks, reader, loop_thread = asyncio.run(go())
+    assert reader == loop_thread  # not in the thread pool ...
+    assert ticks >= 10  # ... and the loop ran on while the server slept
+
+
+def test_postgres_point_reads_autocommit_and_see_each_commit(database: Database) -> None:
+    _postgres_only(database)
+
+    def status(conn: sa.Connection) -> tuple[int, str]:
+        count = int(conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one())
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return count, driver.info.transaction_status.name
+
+    async def go() -> tuple[tuple[int, str], tuple[int, str]]:
+        first = await database.point_read(status)
+        _add_user(database, "seen@example.org")  # committed by another connection meanwhile
+        return first, await database.point_read(status)
+
+    (before, state), (after, _) = asyncio.run(go())
+    assert state == "IDLE"  # no transaction left open: no BEGIN or ROLLBACK round trips
+    assert after == before + 1
+
+
+def test_postgres_point_read_connections_close_when_their_loop_ends(database: Database) -> None:
+    _postgres_only(database)
+    engines: list[Any] = []
+
+    async def go() -> None:
+        await asyncio.gather(*(database.point_read(_count_and_thread) for _ in range(3)))
+        [(engine, _)] = database._loop_async_engines.values()
+        engines.append(engine)
+        assert engine.sync_engine.pool.checkedin() >= 1  # kept for the loop's next reads
+
+    asyncio.run(go())
+    asyncio.run(go())
+    first, second = engines
+    assert first is not second  # each loop has its own (connections cannot cross loops)
+    assert database._loop_async_engines == {}
+    for engine in engines:
+        assert engine.sync_engine.pool.checkedin() == 0  # closed as the loop shut down
 
 
 def test_a_failing_read_leaves_the_connection_usable(database: Database) -> None:
@@ -121,7 +192,7 @@ def test_sync_routes_commit_write_sessions_and_roll_back_read_sessions(client: A
 
 def test_an_invalidated_loop_connection_is_replaced_and_closed(database: Database) -> None:
     if not database.reads_inline:
-        pytest.skip("PostgreSQL point reads hold no connection (they run in the thread pool)")
+        pytest.skip("the SQLite file's loop connection (PostgreSQL's are tested below)")
 
     async def go() -> None:
         first = (await database.point_read(_count_and_thread))[0]
