@@ -34,6 +34,7 @@ reads taking turns on the GIL cost about twice the CPU of the same reads two at 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import inspect
 import json
@@ -140,7 +141,7 @@ class GatedConnection(sqlite3.Connection):
     """A sqlite3 connection whose write transactions pass its database's writer gate. The gate is
     held from just before ``BEGIN IMMEDIATE`` until commit, rollback or close on this connection."""
 
-    gate: threading.Lock | None = None
+    gate: WriterGate | None = None
     holding: bool = False
 
     def acquire_gate(self) -> None:
@@ -182,15 +183,55 @@ class GatedConnection(sqlite3.Connection):
         self.release_gate()
 
 
-_gates: dict[str, threading.Lock] = {}
+class WriterGate:
+    """A lock that passes to its waiters in the order they came. A plain ``threading.Lock`` lets the
+    thread that releases it take it again at once, so a writer that commits in steps (a batch of
+    claims) would keep everyone else out between its steps; here the next waiter gets it instead."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=timeout):
+            return True  # handed over by release()
+        with self._mutex:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return True  # handed over just as the wait ran out: ours all the same
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if not self._held:
+                raise RuntimeError("release of an unheld writer gate")
+            if self._waiters:
+                self._waiters.popleft().release()  # the gate stays held, by the next in line
+            else:
+                self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+
+_gates: dict[str, WriterGate] = {}
 _gates_lock = threading.Lock()
 
 
-def writer_gate(path: str) -> threading.Lock:
+def writer_gate(path: str) -> WriterGate:
     """The process-wide writer gate of the SQLite file at ``path``."""
     key = os.path.realpath(path)
     with _gates_lock:
-        return _gates.setdefault(key, threading.Lock())
+        return _gates.setdefault(key, WriterGate())
 
 
 def _sqlite_file(url: str) -> str | None:

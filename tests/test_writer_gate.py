@@ -8,12 +8,13 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from app.config import Settings
-from app.db import Database, GatedConnection, make_database, writer_gate
+from app.db import Database, GatedConnection, WriterGate, make_database, writer_gate
 
 
 @pytest.fixture
@@ -127,3 +128,53 @@ def test_memory_databases_have_no_gate(tmp_path: Path) -> None:
             raw.close()
     finally:
         database.dispose()
+
+
+def test_the_gate_passes_to_waiters_in_the_order_they_came() -> None:
+    gate = WriterGate()
+    assert gate.acquire()
+    order: list[str] = []
+
+    def wait_for_it(name: str) -> None:
+        assert gate.acquire(timeout=10)
+        order.append(name)
+        gate.release()
+
+    first = threading.Thread(target=wait_for_it, args=("first",))
+    first.start()
+    _until(lambda: len(gate._waiters) == 1)
+    second = threading.Thread(target=wait_for_it, args=("second",))
+    second.start()
+    _until(lambda: len(gate._waiters) == 2)
+    # The holder lets go and asks again at once (a batch committing one group and starting the
+    # next): a plain lock would usually let it straight back in; this one puts it behind the others.
+    gate.release()
+    assert gate.acquire(timeout=10)
+    order.append("holder again")
+    gate.release()
+    first.join(10)
+    second.join(10)
+    assert order == ["first", "second", "holder again"]
+    assert not gate.locked()
+
+
+def test_a_waiter_that_gives_up_leaves_the_line() -> None:
+    gate = WriterGate()
+    assert gate.acquire()
+    started = time.monotonic()
+    assert gate.acquire(timeout=0.05) is False
+    assert time.monotonic() - started >= 0.05
+    assert len(gate._waiters) == 0
+    gate.release()
+    assert not gate.locked()
+    assert gate.acquire(timeout=0)  # free again, taken at once
+    gate.release()
+    with pytest.raises(RuntimeError):
+        gate.release()
+
+
+def _until(condition: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)

@@ -190,6 +190,75 @@ def test_batch_items_are_independent(j: Journey, database) -> None:
     assert j.client.post("/api/v1/claims:batch", json=too_many, headers=j.contributor.headers).status_code == 422
 
 
+def test_a_batch_commits_in_groups(j: Journey, database) -> None:
+    from sqlalchemy import event
+
+    from app.claims.router import BATCH_COMMIT_EVERY
+
+    commits: list[int] = []
+
+    def committed(conn) -> None:
+        commits.append(1)
+
+    items = [{"text": f"Claim number {i} of the import"} for i in range(2 * BATCH_COMMIT_EVERY + 20)]
+    items[BATCH_COMMIT_EVERY] = {"text": ""}  # a refused item counts towards its group all the same
+    assert j.client.get("/api/v1/me", headers=j.contributor.headers).status_code == 200  # key's use noted
+    event.listen(database.write_engine, "commit", committed)
+    try:
+        r = j.client.post("/api/v1/claims:batch", json={"items": items}, headers=j.contributor.headers)
+    finally:
+        event.remove(database.write_engine, "commit", committed)
+    assert r.status_code == 200
+    assert [x["status"] for x in r.json()["results"]].count(201) == len(items) - 1
+    assert len(commits) == 3  # 50 items, 50, then the last 20: one transaction each
+    assert _count(database, "claims") == len(items) - 1
+
+
+def test_another_writer_gets_in_while_a_batch_runs(app, database, desk) -> None:
+    """A long batch does not keep other writers out until it ends (on SQLite they take turns on
+    one writer: between its groups)."""
+    import threading
+    import time
+
+    import httpx
+    from sqlalchemy import event
+
+    from app.claims.router import BATCH_COMMIT_EVERY
+    from tests.conftest import serve_in_thread
+
+    contributor = desk.person("contributor")
+
+    def slow_insert(conn, cursor, statement: str, *args) -> None:
+        if statement.startswith("INSERT INTO claims") and threading.current_thread().name != "single":
+            time.sleep(0.004)  # a batch item's worth of work, made slower so the overlap is sure
+
+    items = [{"text": f"Imported claim number {i}"} for i in range(6 * BATCH_COMMIT_EVERY)]
+    done: dict[str, float] = {}
+    event.listen(database.write_engine, "before_cursor_execute", slow_insert)
+    try:
+        with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=contributor.headers, timeout=60) as http:
+            assert http.get("/api/v1/me").status_code == 200
+
+            def batch() -> None:
+                assert http.post("/api/v1/claims:batch", json={"items": items}).status_code == 200
+                done["batch"] = time.monotonic()
+
+            importer = threading.Thread(target=batch)
+            importer.start()
+            deadline = time.monotonic() + 30
+            while _count(database, "claims") < BATCH_COMMIT_EVERY:  # the first group is in
+                assert time.monotonic() < deadline and importer.is_alive()
+                time.sleep(0.005)
+            r = http.post("/api/v1/claims", json={"text": "A single claim sent meanwhile"})
+            done["single"] = time.monotonic()
+            importer.join(60)
+    finally:
+        event.remove(database.write_engine, "before_cursor_execute", slow_insert)
+    assert r.status_code == 201
+    assert done["single"] < done["batch"]
+    assert _count(database, "claims") == len(items) + 1
+
+
 def test_idempotency_key(j: Journey, database) -> None:
     h = {**j.contributor.headers, "Idempotency-Key": "wire-123"}
     a = j.client.post("/api/v1/claims", json={"text": "Same claim"}, headers=h)
