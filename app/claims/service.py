@@ -79,11 +79,25 @@ def get_claim(session: Session, claim_id: int) -> Claim:
 
 def claim_row(session: Session | sa.Connection, claim_id: int) -> sa.Row[Any]:
     """The claim as a plain row, for reading and presenting only: a Core statement built once, with
-    none of the ORM's identity-map and loading work."""
-    row = _connection(session).execute(_CLAIM_BY_ID, {"id": claim_id}).first()
+    none of the ORM's identity-map and loading work. The row also carries its reviewers' ids
+    (``reviewer_ids``), read by the same statement, so :func:`present` needs no second one."""
+    conn = _connection(session)
+    row = conn.execute(_claim_with_reviewers(conn.dialect.name), {"id": claim_id}).first()
     if row is None:
         raise NotFound(f"No claim with id {claim_id}.")
     return row
+
+
+@functools.cache
+def _claim_with_reviewers(dialect: str) -> sa.Select[Any]:
+    reviewers = _REVIEWER_TABLE
+    ids: Any = (
+        sa.func.array_agg(reviewers.c.user_id)  # NULL when there are none
+        if dialect == "postgresql"
+        else sa.type_coerce(sa.func.json_group_array(reviewers.c.user_id), sa.JSON)  # '[]' when none
+    )
+    found = sa.select(ids).where(reviewers.c.claim_id == _CLAIM_TABLE.c.id).scalar_subquery()
+    return sa.select(_CLAIM_TABLE, found.label(_REVIEWER_IDS)).where(_CLAIM_TABLE.c.id == sa.bindparam("id"))
 
 
 def _connection(session: Session | sa.Connection) -> sa.Connection:
@@ -921,8 +935,8 @@ def allowed_actions_for(
     return _allowed_actions(claim.state, claim.assignee_id, claim.verdict_author_id, principal, approved_by)
 
 
-_CLAIM_BY_ID = sa.select(_CLAIM_TABLE).where(_CLAIM_TABLE.c.id == sa.bindparam("id"))
 _REVIEWER_TABLE: sa.Table = ClaimReviewer.__table__  # type: ignore[attr-defined]
+_REVIEWER_IDS = "reviewer_ids"
 # Built once, run as a plain Core statement: every claim the API shows needs its reviewers.
 _REVIEWERS_OF = (
     sa.select(_REVIEWER_TABLE.c.claim_id, _REVIEWER_TABLE.c.user_id)
@@ -1017,12 +1031,15 @@ def present(
     approvals: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     if ids and not new:
         conn = _connection(session)
-        if len(ids) == 1:
-            found = conn.execute(_REVIEWERS_OF_ONE, {"id": ids[0]})
+        if len(rows) == 1 and _REVIEWER_IDS in rows[0]:  # read with the claim (claim_row)
+            reviewers[ids[0]] = sorted(rows[0][_REVIEWER_IDS] or ())
         else:
-            found = conn.execute(_REVIEWERS_OF, {"ids": ids})
-        for cid, uid in found:
-            reviewers[cid].append(uid)
+            if len(ids) == 1:
+                found = conn.execute(_REVIEWERS_OF_ONE, {"id": ids[0]})
+            else:
+                found = conn.execute(_REVIEWERS_OF, {"ids": ids})
+            for cid, uid in found:
+                reviewers[cid].append(uid)
         rounds = {m["id"]: m["review_round"] for m in rows}
         in_review = [m["id"] for m in rows if m["state"] == State.in_review.value]
         if in_review:

@@ -361,3 +361,34 @@ def test_nul_characters_are_refused_everywhere(j: Journey, database) -> None:
         "/api/v1/users", json={"email": "a\u0000@b.c", "name": "x", "role": "viewer"}, headers=j.admin.headers
     )
     assert r.status_code == 422
+
+
+def test_a_read_by_id_brings_its_reviewers_in_one_statement(j: Journey, desk) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    cid = j.create()["id"]
+    later = desk.person("editor")
+    url = f"/api/v1/claims/{cid}/assignments"
+    for who in (later, j.editor2):  # added highest id first: shown in id order all the same
+        r = j.client.post(url, json={"user_id": who.id, "role": "reviewer"}, headers=j.editor.headers)
+        assert r.status_code == 201, r.text
+    bare = j.create()["id"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement: str, *args) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        shown = j.get(cid)
+        reads = [s for s in statements if "FROM claims" in s or "FROM claim_reviewers" in s]
+        statements.clear()
+        alone = j.get(bare)
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert shown["reviewers"] == sorted([later.id, j.editor2.id])
+    assert alone["reviewers"] == []
+    assert len(reads) == 1, reads  # the claim and its reviewers together
+    listed = j.client.get("/api/v1/claims?limit=5", headers=j.viewer.headers).json()["items"]
+    assert {c["id"]: c["reviewers"] for c in listed}[cid] == shown["reviewers"]
