@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import inspect
 import json
@@ -180,7 +181,11 @@ class GatedConnection(sqlite3.Connection):
             self.release_gate()
 
     def __del__(self) -> None:
-        self.release_gate()
+        # A garbage collection can run this inside the gate's own critical section (set off by an
+        # allocation there, in the same thread), where waiting for the gate's mutex would never end.
+        if self.holding and self.gate is not None:
+            self.holding = False
+            self.gate.release_later()
 
 
 class WriterGate:
@@ -201,8 +206,16 @@ class WriterGate:
             waiter = threading.Lock()
             waiter.acquire()
             self._waiters.append(waiter)
-        if waiter.acquire(timeout=timeout):
-            return True  # handed over by release()
+        try:
+            if waiter.acquire(timeout=timeout):
+                return True  # handed over by release()
+        except BaseException:  # interrupted while waiting (KeyboardInterrupt, a test's timeout)
+            with self._mutex:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    self._pass_on()  # handed over meanwhile: to the next in line, or free
+            raise
         with self._mutex:
             try:
                 self._waiters.remove(waiter)
@@ -214,10 +227,19 @@ class WriterGate:
         with self._mutex:
             if not self._held:
                 raise RuntimeError("release of an unheld writer gate")
-            if self._waiters:
-                self._waiters.popleft().release()  # the gate stays held, by the next in line
-            else:
-                self._held = False
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        """With the mutex held: to the next in line (the gate stays held), or free."""
+        if self._waiters:
+            self._waiters.popleft().release()
+        else:
+            self._held = False
+
+    def release_later(self) -> None:
+        """``release`` from another thread, for finalizers that must not wait on the mutex."""
+        with contextlib.suppress(RuntimeError):  # the interpreter is shutting down: nobody waits
+            threading.Thread(target=self.release, name="claimdesk-gate-release", daemon=True).start()
 
     def locked(self) -> bool:
         return self._held
@@ -380,10 +402,11 @@ class Database:
         statement sees its own snapshot, as every statement of a READ COMMITTED transaction (the
         server's default, which Claimdesk keeps) would anyway. Measured in process, 16 reads at
         once: about 1,000 claims a second against 650 through the thread pool, at two thirds of the
-        CPU. An in-memory SQLite database reads in the thread pool on its one shared connection."""
+        CPU. An in-memory SQLite database, or PostgreSQL through a driver other than psycopg, reads in
+        the thread pool."""
         if self.reads_inline:
             return _read_on(self._loop_connection(), fn)
-        if self.is_postgres:
+        if self.is_postgres and self.url.startswith("postgresql+psycopg://"):
             engine = await self._loop_async_engine()
             async with engine.connect() as conn:
                 return await conn.run_sync(fn)
@@ -454,11 +477,19 @@ class Database:
         with _loop_connections_lock:
             held, self._loop_connections = list(self._loop_connections.values()), {}
             loop_engine, self._loop_engine = self._loop_engine, None
-            async_engines, self._loop_async_engines = list(self._loop_async_engines.values()), {}
-        for engine, _ in async_engines:
-            # Their connections belong to other loops and cannot be closed from this thread; those
-            # loops' shutdown closes them (see point_read).
-            engine.sync_engine.dispose(close=False)
+            async_engines, self._loop_async_engines = list(self._loop_async_engines.items()), {}
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, (engine, keeper) in async_engines:
+            if loop.is_running() and loop is not current:
+                # Their connections belong to that loop: it closes them (without waiting here).
+                asyncio.run_coroutine_threadsafe(keeper.aclose(), loop)
+            else:
+                # This loop's own (dispose_loop_reads does this properly), or a loop that has
+                # stopped: let them go; they close when collected.
+                engine.sync_engine.dispose(close=False)
         for _, conn in held:
             conn.close()
         if loop_engine is not None:
@@ -475,7 +506,7 @@ async def _dispose_when_loop_ends(
         yield
     finally:
         if database._loop_async_engines.get(loop, (None,))[0] is engine:
-            del database._loop_async_engines[loop]
+            database._loop_async_engines.pop(loop, None)
         await engine.dispose()
 
 

@@ -35,7 +35,7 @@ def _add_user(database: Database, email: str) -> None:
         session.add(User(email=email, name="x", role="viewer"))
 
 
-def test_point_reads_run_inline_only_on_a_sqlite_file_and_see_every_commit(database: Database) -> None:
+def test_point_reads_run_in_the_loop_thread_and_see_every_commit(database: Database) -> None:
     async def read() -> tuple[int, int, int]:
         count, thread = await database.point_read(_count_and_thread)
         return count, thread, threading.get_ident()
@@ -137,19 +137,22 @@ def test_postgres_point_read_connections_close_when_their_loop_ends(database: Da
     _postgres_only(database)
     engines: list[Any] = []
 
+    raw: list[Any] = []
+
     async def go() -> None:
         await asyncio.gather(*(database.point_read(_count_and_thread) for _ in range(3)))
         [(engine, _)] = database._loop_async_engines.values()
         engines.append(engine)
-        assert engine.sync_engine.pool.checkedin() >= 1  # kept for the loop's next reads
+        async with engine.connect() as conn:  # one of those kept for the loop's next reads
+            raw.append((await conn.get_raw_connection()).driver_connection)
+        assert not raw[-1].closed
 
     asyncio.run(go())
     asyncio.run(go())
     first, second = engines
     assert first is not second  # each loop has its own (connections cannot cross loops)
     assert database._loop_async_engines == {}
-    for engine in engines:
-        assert engine.sync_engine.pool.checkedin() == 0  # closed as the loop shut down
+    assert all(conn.closed for conn in raw)  # closed as their loop shut down
 
 
 def test_a_failing_read_leaves_the_connection_usable(database: Database) -> None:

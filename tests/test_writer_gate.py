@@ -4,6 +4,7 @@ invalidated or closed mid-transaction and a BEGIN that fails."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import threading
 import time
@@ -178,3 +179,50 @@ def _until(condition: Any, seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.005)
+
+
+def test_a_connection_collected_while_holding_the_gate_gives_it_back_without_waiting(tmp_path: Path) -> None:
+    """Its finalizer may run inside the gate's own critical section (a garbage collection set off
+    there), so it must not wait for the gate's mutex."""
+    gate = WriterGate()
+    conn = sqlite3.connect(tmp_path / "held.db", factory=GatedConnection)
+    assert isinstance(conn, GatedConnection)
+    conn.gate = gate
+    conn.acquire_gate()
+    assert gate.locked()
+    returned = threading.Event()
+
+    def finalise_inside_the_mutex() -> None:
+        with gate._mutex:
+            conn.__del__()
+            returned.set()
+
+    finaliser = threading.Thread(target=finalise_inside_the_mutex, daemon=True)
+    finaliser.start()
+    assert returned.wait(5)  # it did not block on the mutex its own thread holds
+    _until(lambda: not gate.locked())
+    conn.close()
+    assert gate.acquire(timeout=0)
+    gate.release()
+
+
+def test_a_wait_interrupted_by_an_exception_leaves_the_line() -> None:
+    """A waiter interrupted (Ctrl-C in a CLI command, a test's timeout) must not stay queued: the
+    gate would be handed to it and held forever."""
+    gate = WriterGate()
+    assert gate.acquire()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise TimeoutError("interrupted while waiting")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        with pytest.raises(TimeoutError):
+            gate.acquire(timeout=5)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(gate._waiters) == 0
+    gate.release()
+    assert not gate.locked()

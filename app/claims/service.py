@@ -1020,7 +1020,8 @@ def present(
     new: bool = False,
 ) -> list[ClaimPublic]:
     """Claims as the API shows them, with reviewers and current approvals fetched in two Core
-    queries (on the session's connection, or on a bare connection for point reads).
+    queries (on the session's connection, or on a bare connection for point reads); a row from
+    :func:`claim_row` brings its reviewers along, and only a claim in review needs the second.
     ``new``: the claims were created in this transaction, so they have neither yet.
 
     The public shapes are built as plain dicts and validated in one pass by pydantic's core, which
