@@ -244,6 +244,11 @@ class WriterGate:
     def locked(self) -> bool:
         return self._held
 
+    @property
+    def waiting(self) -> int:
+        """How many writers are waiting for the gate."""
+        return len(self._waiters)
+
 
 _gates: dict[str, WriterGate] = {}
 _gates_lock = threading.Lock()
@@ -376,6 +381,17 @@ class Database:
             with _loop_connections_lock:  # loops of other threads (tests) may be adding theirs
                 limiter = self._read_limiters.setdefault(loop, anyio.CapacityLimiter(self.read_concurrency))
         return limiter
+
+    def writers_waiting(self) -> bool:
+        """Whether other writers of this process wait for the database's write lock (SQLite files:
+        its writer gate). On PostgreSQL writers lock rows, not the database: always False."""
+        gate = self._writer_gate
+        return gate is not None and gate.waiting > 0
+
+    @functools.cached_property
+    def _writer_gate(self) -> WriterGate | None:
+        path = _sqlite_file(self.url) if self.dialect == "sqlite" else None
+        return writer_gate(path) if path is not None else None
 
     @property
     def reads_inline(self) -> bool:

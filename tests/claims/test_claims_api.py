@@ -392,3 +392,45 @@ def test_a_read_by_id_brings_its_reviewers_in_one_statement(j: Journey, desk) ->
     assert len(reads) == 1, reads  # the claim and its reviewers together
     listed = j.client.get("/api/v1/claims?limit=5", headers=j.viewer.headers).json()["items"]
     assert {c["id"]: c["reviewers"] for c in listed}[cid] == shown["reviewers"]
+
+
+def test_on_sqlite_a_batch_commits_early_for_a_waiting_writer(j: Journey, database) -> None:
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from app.claims.router import BATCH_COMMIT_AT_LEAST
+    from app.db import writer_gate
+
+    if database.is_postgres:
+        pytest.skip("SQLite's one writer at a time")
+    gate = writer_gate(database.url.removeprefix("sqlite:///"))
+    seen: list[int] = []
+    inserts = [0]
+
+    def other_writer() -> None:
+        with database.transaction() as session:  # waits for the gate
+            seen.append(int(session.execute(sa.text("SELECT count(*) FROM claims")).scalar_one()))
+
+    def on_insert(conn, cursor, statement: str, *args) -> None:
+        if not statement.startswith("INSERT INTO claims"):
+            return
+        inserts[0] += 1
+        if inserts[0] == 2:  # the batch holds the gate: another writer queues for it
+            threading.Thread(target=other_writer).start()
+            deadline = time.monotonic() + 10
+            while gate.waiting == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+
+    items = [{"text": f"Imported claim number {i}"} for i in range(20)]
+    event.listen(database.write_engine, "before_cursor_execute", on_insert)
+    try:
+        r = j.client.post("/api/v1/claims:batch", json={"items": items}, headers=j.contributor.headers)
+    finally:
+        event.remove(database.write_engine, "before_cursor_execute", on_insert)
+    assert r.status_code == 200
+    # It got in after the first BATCH_COMMIT_AT_LEAST items, not after a group of 50 (or the batch).
+    assert seen == [BATCH_COMMIT_AT_LEAST]
+    assert _count(database, "claims") == len(items)
