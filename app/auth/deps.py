@@ -22,12 +22,19 @@ log = logging.getLogger("claimdesk.auth")
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_principal(request: Request, credentials: Credentials) -> Principal:
+    return await _authenticate(request, credentials)
+
+
+async def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     # Async on purpose: a key found in the look-up cache costs no database work, so the common case
     # needs no trip through the thread pool; a miss and the last-used write go there.
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:  # a route asking twice (a role and CurrentPrincipal): spend the budget once
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
     database = get_database(request)
@@ -66,7 +73,10 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 def require(role: Role) -> object:
     """A dependency admitting ``role`` and every role above it (401, then 403)."""
 
-    async def _check(principal: CurrentPrincipal) -> Principal:
+    # The key is checked here rather than through CurrentPrincipal: one level of dependencies less
+    # for FastAPI to solve on every request.
+    async def _check(request: Request, credentials: Credentials) -> Principal:
+        principal = await _authenticate(request, credentials)
         if not principal.has(role):
             raise Forbidden(f"This needs the {role.value} role or above; you are {principal.role.value}.")
         return principal

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from app.auth.deps import Contributor, CurrentPrincipal
 from app.clock import clock
 from app.config import Settings
 from app.ratelimit import Rate, RateLimiter, parse_rate
@@ -210,3 +211,17 @@ def test_memory_stays_bounded() -> None:
     assert len(limiter) <= 110
     # Forgetting an idle key changes nothing: it gets the full budget a new key would.
     assert limiter.hit("key:0").remaining == 9
+
+
+def test_a_route_asking_for_the_key_twice_spends_one_write(app, client, desk) -> None:
+    """A role dependency and CurrentPrincipal on one route authenticate once: one unit of budget."""
+
+    @app.post("/api/v1/_twice")
+    async def twice(first: Contributor, second: CurrentPrincipal) -> dict[str, int]:
+        return {"first": first.user_id, "second": second.user_id}
+
+    editor = desk.person("editor")
+    r = client.post("/api/v1/_twice", headers=editor.headers)
+    assert r.status_code == 200
+    assert r.json() == {"first": editor.id, "second": editor.id}
+    assert r.headers["RateLimit"] == f'"writes";r={LIMIT - 1};t=20'
