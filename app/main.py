@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -51,6 +54,27 @@ Claimdesk tracks each claim a verification desk checks, from intake to a publish
 * **Concurrency**: reads return `ETag`; send `If-Match` on changes to get 412 instead of a lost update.
 * **Retries**: `Idempotency-Key` on creating POSTs.
 """
+
+
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable(exc: sa.exc.DBAPIError) -> bool:
+    """Whether a database error means "not reachable or too busy now" (503: retry later) rather
+    than a fault of ours (500): a connection that failed or was lost, PostgreSQL shutting down or
+    not accepting connections yet, SQLite's write lock not coming free in time."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig).lower()
+        return any(sign in text for sign in ("database is locked", "unable to open database", "disk i/o error"))
+    if isinstance(orig, psycopg.OperationalError):
+        # No SQLSTATE: the connection itself failed. Class 08: connection exception; 57P01-57P03:
+        # the server shutting down, crashed or still starting up (not 57014, a cancelled query).
+        state = orig.sqlstate
+        return state is None or state.startswith(("08", "57P"))
+    return False
 
 
 def problem(
@@ -119,6 +143,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             detail = str(exc.detail)
         return problem(exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def _database_error(request: Request, exc: sa.exc.DBAPIError) -> Response:
+        if not database_unavailable(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem(
+            503,
+            "The database is not reachable or too busy just now; nothing was changed. Retry shortly.",
+            slug="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
