@@ -130,16 +130,16 @@ class Worker:
                 while not stop.is_set():
                     self._wake.clear()
                     try:
-                        worked = 0
-                        if deliverer.outbox_dirty:
+                        fan_out = deliverer.outbox_dirty
+                        if fan_out:
                             # Under a burst of commits, gather them for a moment and fan them out in
                             # one transaction, instead of one write transaction per commit.
                             gap = DISPATCH_COALESCE_SECONDS - (loop.time() - last_dispatch)
                             if gap > 0:
                                 await _wait(stop, None, gap)
                             last_dispatch = loop.time()
-                            worked += await deliverer.dispatch()
-                        worked += await deliverer.step()
+                        # Fan-out, recording and claiming in one write transaction.
+                        worked = await deliverer.step(fan_out=fan_out)
                     except Exception:
                         log.exception("webhook delivery step failed; trying again shortly")
                         deliverer.outbox_dirty = True

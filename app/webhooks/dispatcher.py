@@ -1,7 +1,7 @@
 """Turning outbox rows into signed HTTP deliveries.
 
-Three steps, each in its own short transaction, so no transaction is ever open while a request is on
-the wire:
+Three steps, in short transactions, so no transaction is ever open while a request is on the wire
+(the worker runs all three in one transaction per round, :func:`cycle`):
 
 1. **Fan-out** (:func:`dispatch_outbox`): undispatched outbox rows, in id order, become one pending
    delivery per enabled endpoint that subscribes to the event; the body is rendered here, once, and the
@@ -24,6 +24,7 @@ import asyncio
 import functools
 import logging
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Executor
@@ -58,6 +59,8 @@ from app.webhooks.signing import build_headers
 log = logging.getLogger("claimdesk.webhooks")
 
 OUTBOX_BATCH = 500
+# After a fan-out fails, the worker records and claims without it for this long before trying again.
+FAN_OUT_RETRY_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 15.0
 # The defaults of CLAIMDESK_WEBHOOK_CONCURRENCY and ..._PER_ENDPOINT, for callers without settings' say.
 MAX_CONCURRENCY: int = Settings.model_fields["webhook_concurrency"].default
@@ -192,38 +195,43 @@ def _candidates(size: int) -> Any:
 def dispatch_outbox(database: Database, settings: Settings, *, batch: int = OUTBOX_BATCH) -> int:
     """Fan one batch of undispatched outbox rows out into deliveries. Returns the rows handled."""
     with database.transaction() as session:
-        # Plain rows: nothing here needs ORM entities.
-        conn = session.connection()
-        postgres = conn.dialect.name == "postgresql"
-        events = conn.execute(_UNDISPATCHED_PG if postgres else _UNDISPATCHED, {"batch": batch}).all()
-        if not events:
-            return 0
-        endpoints = conn.execute(_SUBSCRIBERS).all()
-        now = clock.now()
-        rows: list[dict[str, Any]] = []
-        for event in events:
-            targets = [e for e in endpoints if event_matches(e.events, event.type)]
-            if not targets:
-                continue
-            data = service.event_data(settings, event.claim_id, event.payload or {})
-            rendered: dict[str, str] = {}
-            for endpoint in targets:
-                row = service.delivery_row(
-                    endpoint_id=endpoint.id,
-                    fmt=endpoint.format,
-                    event_type=event.type,
-                    occurred_at=event.created_at,
-                    data=data,
-                    outbox_id=event.id,
-                    now=now,
-                )
-                # Endpoints of one format share the rendering (the bytes do not depend on the endpoint).
-                row["body"] = rendered.setdefault(endpoint.format, row["body"])
-                rows.append(row)
-        if rows:
-            conn.execute(_INSERT_DELIVERIES, rows)
-        conn.execute(_MARK_DISPATCHED, {"ids": [e.id for e in events], "now": now})
-        return len(events)
+        return _fan_out(session, settings, batch=batch)
+
+
+def _fan_out(session: Session, settings: Settings, *, batch: int) -> int:
+    """The fan-out itself, in the caller's transaction."""
+    # Plain rows: nothing here needs ORM entities.
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    events = conn.execute(_UNDISPATCHED_PG if postgres else _UNDISPATCHED, {"batch": batch}).all()
+    if not events:
+        return 0
+    endpoints = conn.execute(_SUBSCRIBERS).all()
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        targets = [e for e in endpoints if event_matches(e.events, event.type)]
+        if not targets:
+            continue
+        data = service.event_data(settings, event.claim_id, event.payload or {})
+        rendered: dict[str, str] = {}
+        for endpoint in targets:
+            row = service.delivery_row(
+                endpoint_id=endpoint.id,
+                fmt=endpoint.format,
+                event_type=event.type,
+                occurred_at=event.created_at,
+                data=data,
+                outbox_id=event.id,
+                now=now,
+            )
+            # Endpoints of one format share the rendering (the bytes do not depend on the endpoint).
+            row["body"] = rendered.setdefault(endpoint.format, row["body"])
+            rows.append(row)
+    if rows:
+        conn.execute(_INSERT_DELIVERIES, rows)
+    conn.execute(_MARK_DISPATCHED, {"ids": [e.id for e in events], "now": now})
+    return len(events)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -461,11 +469,26 @@ def cycle(
     limit: int,
     busy: dict[int, int],
     per_endpoint: int = PER_ENDPOINT_CONCURRENCY,
-) -> list[Job]:
-    """One round of the worker in one transaction: record finished attempts, then claim new ones."""
+    fan_out: bool = False,
+) -> tuple[int, list[Job]]:
+    """One round of the worker in one transaction: with ``fan_out``, a batch of new outbox rows
+    becomes deliveries first (so they can be claimed at once); then finished attempts are recorded
+    and new ones claimed. One write transaction instead of two per round matters on SQLite, where
+    writers take turns. Returns (outbox rows fanned out, or -1 if the fan-out failed; the claims).
+    A fan-out that fails is rolled back alone (a savepoint) and logged: recording and claiming go on."""
     with database.transaction() as session:
+        fanned = 0
+        if fan_out:
+            try:
+                with session.begin_nested():
+                    fanned = _fan_out(session, settings, batch=OUTBOX_BATCH)
+            except Exception as exc:
+                if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+                    raise  # the whole transaction is gone
+                log.exception("fanning out the outbox failed; trying again shortly")
+                fanned = -1
         _record(session, settings, results)
-        return _claim(session, settings, limit=limit, busy=busy, per_endpoint=per_endpoint)
+        return fanned, _claim(session, settings, limit=limit, busy=busy, per_endpoint=per_endpoint)
 
 
 def release(database: Database, jobs: Iterable[tuple[Job, str]]) -> None:
@@ -597,6 +620,7 @@ class Deliverer:
         self.stats = PassStats()
         # Whether the outbox may hold rows to fan out (set by commits, polls and failed attempts).
         self.outbox_dirty = True
+        self._fan_out_paused_until = 0.0
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -625,17 +649,33 @@ class Deliverer:
             self.tasks[task] = job
             task.add_done_callback(self._done)
 
-    async def step(self) -> int:
+    async def step(self, *, fan_out: bool = False) -> int:
         """Record the attempts finished since the last step and fill the free slots with due
-        deliveries, in one transaction. Returns how many attempts were recorded plus started."""
+        deliveries, in one transaction; with ``fan_out``, new outbox rows become deliveries first
+        in the same transaction. Returns how many rows were fanned out, attempts recorded and
+        attempts started."""
         batch, self.finished = self.finished, []
         room = self.concurrency - len(self.tasks)
         busy = {k: v for k, v in self.busy.items() if v}
+        if fan_out and time.monotonic() < self._fan_out_paused_until:
+            fan_out = False  # it failed a moment ago: record and claim meanwhile, retry after a pause
+        if fan_out:
+            self.outbox_dirty = False
+        fanned = 0
         try:
-            jobs = await self._db(
-                cycle, self.database, self.settings, batch, limit=room, busy=busy, per_endpoint=self.per_endpoint
+            fanned, jobs = await self._db(
+                cycle,
+                self.database,
+                self.settings,
+                batch,
+                limit=room,
+                busy=busy,
+                per_endpoint=self.per_endpoint,
+                fan_out=fan_out,
             )
         except Exception:
+            if fan_out:
+                self.outbox_dirty = True
             if not batch:
                 raise
             # One bad row must not lose the others: record them one by one; whatever still fails keeps
@@ -645,8 +685,13 @@ class Deliverer:
             jobs = []
         if any(result.outcome != "success" for _, result in batch):
             self.outbox_dirty = True  # a disabled endpoint is announced through the outbox
+        if fanned < 0:
+            self._fan_out_paused_until = time.monotonic() + FAN_OUT_RETRY_SECONDS
+        if fanned < 0 or fanned >= OUTBOX_BATCH:
+            self.outbox_dirty = True  # it failed, or more may be waiting
+        self.stats.dispatched += max(fanned, 0)
         self._start(jobs)
-        return len(batch) + len(jobs)
+        return max(fanned, 0) + len(batch) + len(jobs)
 
     async def _record_each(self, batch: list[tuple[Job, AttemptResult]]) -> None:
         for item in batch:

@@ -233,3 +233,44 @@ def test_row_locks_keep_their_kind_and_order(bench: Bench) -> None:
         ("webhook_endpoints", "FOR NO KEY UPDATE"),
         ("webhook_deliveries", "FOR NO KEY UPDATE"),
     ]
+
+
+def test_a_round_fans_out_records_and_claims_in_one_transaction(bench: Bench) -> None:
+    _endpoint(bench, "/round")
+    earlier = _claim(bench, 1)  # one attempt on the wire, to be recorded this round
+    for n in range(3):
+        bench.emit("claim.updated", {"n": n})
+    commits: list[int] = []
+
+    def committed(conn: Any) -> None:
+        commits.append(1)
+
+    sa.event.listen(bench.database.write_engine, "commit", committed)
+    try:
+        fanned, jobs = dispatcher.cycle(
+            bench.database, bench.settings, [(earlier[0], OK)], limit=10, busy={}, fan_out=True
+        )
+    finally:
+        sa.event.remove(bench.database.write_engine, "commit", committed)
+    assert fanned == 3
+    assert len(jobs) == 3  # the new deliveries, claimed in the transaction that made them
+    assert len(commits) == 1
+    assert _delivery(bench, earlier[0].delivery_id).state == "delivered"
+
+
+def test_a_fan_out_that_fails_is_rolled_back_alone(bench: Bench) -> None:
+    """A corrupt outbox row (its payload is not an object) fails the fan-out; the round still
+    records what finished and claims what is due, and the row waits, undispatched."""
+    _endpoint(bench, "/poison")
+    earlier = _claim(bench, 2, limit=1)  # one claimed now, one left due
+    with bench.database.transaction() as session:
+        session.add(OutboxEvent(type="claim.updated", payload=[1, 2]))  # type: ignore[arg-type]
+    fanned, jobs = dispatcher.cycle(bench.database, bench.settings, [(earlier[0], OK)], limit=10, busy={}, fan_out=True)
+    assert fanned == -1
+    assert _delivery(bench, earlier[0].delivery_id).state == "delivered"
+    assert len(jobs) == 1  # the other delivery, claimed all the same
+    with bench.database.read_session() as session:
+        waiting = session.execute(
+            sa.select(sa.func.count()).select_from(OutboxEvent).where(col(OutboxEvent.dispatched_at).is_(None))
+        ).scalar_one()
+    assert waiting == 1
